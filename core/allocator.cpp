@@ -1,0 +1,178 @@
+#include "core/allocator.h"
+
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+#if defined(LIVERNET_WITH_CUDA)
+#include "core/cuda/cuda_context.h"
+#endif
+
+namespace livernet {
+
+namespace {
+
+std::string mib(std::int64_t bytes) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  return buf;
+}
+
+class CpuBackend final : public RawMemoryBackend {
+ public:
+  void* raw_alloc(std::size_t nbytes) override { return aligned_alloc64(nbytes); }
+  void raw_free(void* ptr) override { aligned_free64(ptr); }
+  std::string name() const override { return "CPU"; }
+};
+
+bool cpu_caching_enabled() {
+#if defined(__SANITIZE_ADDRESS__)
+  return false;  // let AddressSanitizer see every allocation and free
+#else
+  const char* env = std::getenv("LIVERNET_CPU_CACHE");
+  return !(env && std::strcmp(env, "0") == 0);
+#endif
+}
+
+}  // namespace
+
+void* aligned_alloc64(std::size_t nbytes) {
+  const std::size_t rounded = (nbytes + 63) & ~std::size_t{63};
+  return std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+}
+
+void aligned_free64(void* ptr) { std::free(ptr); }
+
+CachingAllocator::CachingAllocator(std::unique_ptr<RawMemoryBackend> backend,
+                                   std::function<StreamId()> current_stream, bool caching)
+    : backend_(std::move(backend)), current_stream_(std::move(current_stream)), caching_(caching) {}
+
+CachingAllocator::~CachingAllocator() {
+  // Live blocks at exit belong to tensors still alive in static objects; leave them to the process.
+  std::lock_guard<std::mutex> lock(mu_);
+  release_cached_locked();
+}
+
+std::size_t CachingAllocator::round_size(std::size_t nbytes) {
+  constexpr std::size_t kSmall = 512, kLarge = std::size_t{1} << 20;
+  if (nbytes == 0) return kSmall;
+  if (nbytes < kLarge) return (nbytes + kSmall - 1) / kSmall * kSmall;
+  const std::size_t step = std::bit_floor(nbytes) / 4;
+  return (nbytes + step - 1) / step * step;
+}
+
+void* CachingAllocator::allocate(std::size_t nbytes) {
+  return allocate_on(nbytes, current_stream_ ? current_stream_() : 0);
+}
+
+void* CachingAllocator::allocate_on(std::size_t nbytes, StreamId stream) {
+  const std::size_t size = round_size(nbytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++stats_.num_allocs;
+  void* ptr = nullptr;
+  if (caching_) {
+    auto sit = free_.find(stream);
+    if (sit != free_.end()) {
+      auto bin = sit->second.find(size);
+      if (bin != sit->second.end() && !bin->second.empty()) {
+        ptr = bin->second.back();
+        bin->second.pop_back();
+        ++stats_.num_cache_hits;
+      }
+    }
+  }
+  if (!ptr) {
+    ptr = backend_->raw_alloc(size);
+    if (!ptr) {
+      // Give every cached block back and try once more before failing.
+      release_cached_locked();
+      ptr = backend_->raw_alloc(size);
+    }
+    if (!ptr) {
+      throw OutOfMemoryError(str_cat(backend_->name(), " out of memory: tried to allocate ", mib(static_cast<std::int64_t>(size)),
+                                     " with ", mib(stats_.allocated_bytes), " already allocated by livernet",
+                                     backend_->oom_details(), "; try a smaller batch size"));
+    }
+    ++stats_.num_raw_allocs;
+    stats_.reserved_bytes += static_cast<std::int64_t>(size);
+    stats_.peak_reserved_bytes = std::max(stats_.peak_reserved_bytes, stats_.reserved_bytes);
+  }
+  live_.emplace(ptr, Block{size, stream});
+  stats_.allocated_bytes += static_cast<std::int64_t>(size);
+  stats_.peak_allocated_bytes = std::max(stats_.peak_allocated_bytes, stats_.allocated_bytes);
+  return ptr;
+}
+
+void CachingAllocator::deallocate(void* ptr) {
+  if (!ptr) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = live_.find(ptr);
+  LN_CHECK(it != live_.end(), backend_->name(), " allocator: freeing a pointer it did not allocate");
+  const Block block = it->second;
+  live_.erase(it);
+  ++stats_.num_frees;
+  stats_.allocated_bytes -= static_cast<std::int64_t>(block.size);
+  if (caching_) {
+    free_[block.stream][block.size].push_back(ptr);
+  } else {
+    backend_->raw_free(ptr);
+    ++stats_.num_raw_frees;
+    stats_.reserved_bytes -= static_cast<std::int64_t>(block.size);
+  }
+}
+
+void CachingAllocator::release_cached_locked() {
+  for (auto& [stream, bins] : free_) {
+    for (auto& [size, ptrs] : bins) {
+      for (void* p : ptrs) {
+        backend_->raw_free(p);
+        ++stats_.num_raw_frees;
+        stats_.reserved_bytes -= static_cast<std::int64_t>(size);
+      }
+    }
+  }
+  free_.clear();
+}
+
+void CachingAllocator::empty_cache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  release_cached_locked();
+}
+
+AllocatorStats CachingAllocator::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void CachingAllocator::reset_peak_stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.peak_allocated_bytes = stats_.allocated_bytes;
+  stats_.peak_reserved_bytes = stats_.reserved_bytes;
+}
+
+Allocator& cpu_allocator() {
+  static CachingAllocator* a =
+      new CachingAllocator(std::make_unique<CpuBackend>(), nullptr, cpu_caching_enabled());  // never destroyed:
+  return *a;  // tensors in static objects may outlive any destruction order we could pick
+}
+
+Allocator& pinned_host_allocator() {
+#if defined(LIVERNET_WITH_CUDA)
+  if (cuda_device_count() > 0) return cuda::pinned_allocator();
+#endif
+  return cpu_allocator();
+}
+
+Allocator& allocator_for(Device device) {
+  if (device.is_cpu()) return cpu_allocator();
+  require_device(device);
+#if defined(LIVERNET_WITH_CUDA)
+  return cuda::device_allocator(device.index);
+#else
+  LN_FAIL("unreachable: require_device accepted ", device.str());
+#endif
+}
+
+}  // namespace livernet

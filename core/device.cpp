@@ -1,0 +1,52 @@
+#include "core/device.h"
+
+#include <charconv>
+
+#include "core/error.h"
+
+#if defined(LIVERNET_WITH_CUDA)
+#include "core/cuda/cuda_context.h"
+#endif
+
+namespace livernet {
+
+std::string Device::str() const { return is_cpu() ? std::string("cpu") : str_cat("cuda:", index); }
+
+Device Device::parse(std::string_view s) {
+  if (s == "cpu") return cpu();
+  if (s == "cuda" || s == "gpu") return cuda(0);
+  if (s.substr(0, 5) == "cuda:" && s.size() > 5) {
+    int idx = -1;
+    const auto* first = s.data() + 5;
+    const auto* last = s.data() + s.size();
+    const auto res = std::from_chars(first, last, idx);
+    if (res.ec == std::errc() && res.ptr == last && idx >= 0) return cuda(idx);
+  }
+  LN_FAIL("unknown device '", s, "' (expected cpu, cuda or cuda:N)");
+}
+
+int cuda_device_count() {
+#if defined(LIVERNET_WITH_CUDA)
+  return cuda::device_count();
+#else
+  return 0;
+#endif
+}
+
+std::string cuda_unavailable_reason() {
+#if defined(LIVERNET_WITH_CUDA)
+  std::string why;
+  return cuda::device_count(&why) > 0 ? std::string() : why;
+#else
+  return "this livernet was built without CUDA (LIVERNET_CUDA=OFF or no nvcc at build time)";
+#endif
+}
+
+void require_device(Device d) {
+  if (d.is_cpu()) return;
+  const int n = cuda_device_count();
+  if (n == 0) LN_FAIL("device ", d.str(), " was requested but ", cuda_unavailable_reason(), "; use --device cpu");
+  LN_CHECK(d.index < n, "device ", d.str(), " was requested but only ", n, " CUDA device(s) exist");
+}
+
+}  // namespace livernet

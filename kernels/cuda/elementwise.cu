@@ -1,0 +1,324 @@
+// CUDA element-wise, random and reduction kernels: grid-stride loops, 16-byte vector loads and stores
+// where the pointers allow, f32 arithmetic for every float type.
+#include <cfloat>
+
+#include "core/philox.h"
+#include "kernels/backend.h"
+#include "kernels/convert.h"
+#include "kernels/cuda/common.cuh"
+#include "kernels/type_switch.h"
+
+namespace livernet::kernels::cuda {
+
+namespace {
+
+// Applies f(i) to every index of [0, n) with a grid-stride loop.
+template <typename F>
+__global__ void index_kernel(std::int64_t n, F f) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    f(i);
+}
+
+template <typename F>
+void launch_index(const LaunchContext& ctx, std::int64_t n, F f) {
+  index_kernel<<<grid_for(n, ctx.device), kBlock, 0, ctx.stream>>>(n, f);
+  LN_CUDA_CHECK_LAUNCH();
+}
+
+// y[i] = f(x0[i], x1[i], ...) over NIN inputs with VEC-wide vector memory access; the tail that does
+// not fill a vector is handled element by element.
+template <int VEC, int NIN, typename T, typename F>
+__global__ void map_kernel(std::int64_t n, const T* __restrict__ a, const T* __restrict__ b, T* y, F f) {
+  const std::int64_t nvec = n / VEC;
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  const std::int64_t tid = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  using V = Vec<T, VEC>;
+  for (std::int64_t v = tid; v < nvec; v += stride) {
+    V va = reinterpret_cast<const V*>(a)[v];
+    V vb;
+    if constexpr (NIN == 2) vb = reinterpret_cast<const V*>(b)[v];
+    V out;
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) {
+      if constexpr (NIN == 2) out.v[k] = from_float<T>(f(to_float(va.v[k]), to_float(vb.v[k])));
+      else out.v[k] = from_float<T>(f(to_float(va.v[k]), 0.f));
+    }
+    reinterpret_cast<V*>(y)[v] = out;
+  }
+  for (std::int64_t i = nvec * VEC + tid; i < n; i += stride) {
+    if constexpr (NIN == 2) y[i] = from_float<T>(f(to_float(a[i]), to_float(b[i])));
+    else y[i] = from_float<T>(f(to_float(a[i]), 0.f));
+  }
+}
+
+template <int NIN, typename T, typename F>
+void launch_map(const LaunchContext& ctx, std::int64_t n, const T* a, const T* b, T* y, F f) {
+  const int vec = vector_width(sizeof(T), {a, NIN == 2 ? static_cast<const void*>(b) : static_cast<const void*>(a), y});
+  if (vec == 8) {
+    map_kernel<8, NIN><<<grid_for(n / 8 + 1, ctx.device), kBlock, 0, ctx.stream>>>(n, a, b, y, f);
+  } else if (vec == 4) {
+    map_kernel<4, NIN><<<grid_for(n / 4 + 1, ctx.device), kBlock, 0, ctx.stream>>>(n, a, b, y, f);
+  } else {
+    map_kernel<1, NIN><<<grid_for(n, ctx.device), kBlock, 0, ctx.stream>>>(n, a, b, y, f);
+  }
+  LN_CUDA_CHECK_LAUNCH();
+}
+
+template <UnaryOp OP>
+struct UnaryFn {
+  __device__ float operator()(float x, float) const { return unary_apply<OP>(x); }
+};
+template <BinaryOp OP>
+struct BinaryFn {
+  __device__ float operator()(float a, float b) const { return binary_apply<OP>(a, b); }
+};
+struct AxpbyFn {
+  float alpha, beta;
+  __device__ float operator()(float x, float y) const { return axpby_f(alpha, x, beta, y); }
+};
+struct ReluBackwardFn {
+  __device__ float operator()(float y, float dy) const { return relu_backward_f(y, dy); }
+};
+
+}  // namespace
+
+void fill(Tensor& t, double value) {
+  LaunchContext ctx(t);
+  LN_SWITCH_ALL(t.dtype(), "fill", T, {
+    T* p = t.data<T>();
+    const T v = convert<T>(value);
+    launch_index(ctx, t.numel(), [=] __device__(std::int64_t i) { p[i] = v; });
+  });
+}
+
+void cast(const Tensor& src, Tensor& dst) {
+  LaunchContext ctx(src);
+  LN_SWITCH_ALL(src.dtype(), "cast", S, {
+    const S* s = src.data<S>();
+    LN_SWITCH_ALL(dst.dtype(), "cast", D, {
+      D* d = dst.data<D>();
+      launch_index(ctx, src.numel(), [=] __device__(std::int64_t i) { d[i] = convert<D>(s[i]); });
+    });
+  });
+}
+
+void arange_fill(Tensor& t, double start, double step) {
+  LaunchContext ctx(t);
+  LN_SWITCH_ALL(t.dtype(), "arange", T, {
+    T* p = t.data<T>();
+    launch_index(ctx, t.numel(), [=] __device__(std::int64_t i) {
+      p[i] = convert<T>(start + static_cast<double>(i) * step);
+    });
+  });
+}
+
+void random_fill(Tensor& t, RandomDist dist, std::uint64_t seed, std::uint64_t stream, float a, float b) {
+  LaunchContext ctx(t);
+  LN_SWITCH_FLOAT(t.dtype(), "random_fill", T, {
+    T* p = t.data<T>();
+    if (dist == RandomDist::uniform) {
+      launch_index(ctx, t.numel(), [=] __device__(std::int64_t i) {
+        p[i] = from_float<T>(philox_uniform_at(seed, stream, static_cast<std::uint64_t>(i), a, b));
+      });
+    } else {
+      launch_index(ctx, t.numel(), [=] __device__(std::int64_t i) {
+        p[i] = from_float<T>(philox_normal_at(seed, stream, static_cast<std::uint64_t>(i), a, b));
+      });
+    }
+  });
+}
+
+void unary(UnaryOp op, const Tensor& x, Tensor& out) {
+  LaunchContext ctx(x);
+  const std::int64_t n = x.numel();
+  LN_SWITCH_FLOAT(x.dtype(), unary_op_name(op), T, {
+    const T* xp = x.data<T>();
+    T* yp = out.data<T>();
+    switch (op) {
+      case UnaryOp::neg: launch_map<1>(ctx, n, xp, xp, yp, UnaryFn<UnaryOp::neg>{}); break;
+      case UnaryOp::abs: launch_map<1>(ctx, n, xp, xp, yp, UnaryFn<UnaryOp::abs>{}); break;
+      case UnaryOp::relu: launch_map<1>(ctx, n, xp, xp, yp, UnaryFn<UnaryOp::relu>{}); break;
+      case UnaryOp::exp: launch_map<1>(ctx, n, xp, xp, yp, UnaryFn<UnaryOp::exp>{}); break;
+      case UnaryOp::log: launch_map<1>(ctx, n, xp, xp, yp, UnaryFn<UnaryOp::log>{}); break;
+      case UnaryOp::sqrt: launch_map<1>(ctx, n, xp, xp, yp, UnaryFn<UnaryOp::sqrt>{}); break;
+      case UnaryOp::rsqrt: launch_map<1>(ctx, n, xp, xp, yp, UnaryFn<UnaryOp::rsqrt>{}); break;
+      case UnaryOp::sigmoid: launch_map<1>(ctx, n, xp, xp, yp, UnaryFn<UnaryOp::sigmoid>{}); break;
+      case UnaryOp::tanh: launch_map<1>(ctx, n, xp, xp, yp, UnaryFn<UnaryOp::tanh>{}); break;
+      case UnaryOp::square: launch_map<1>(ctx, n, xp, xp, yp, UnaryFn<UnaryOp::square>{}); break;
+      case UnaryOp::reciprocal: launch_map<1>(ctx, n, xp, xp, yp, UnaryFn<UnaryOp::reciprocal>{}); break;
+    }
+  });
+}
+
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
+  LaunchContext ctx(a);
+  const std::int64_t n = a.numel();
+  LN_SWITCH_FLOAT(a.dtype(), binary_op_name(op), T, {
+    const T* ap = a.data<T>();
+    const T* bp = b.data<T>();
+    T* yp = out.data<T>();
+    switch (op) {
+      case BinaryOp::add: launch_map<2>(ctx, n, ap, bp, yp, BinaryFn<BinaryOp::add>{}); break;
+      case BinaryOp::sub: launch_map<2>(ctx, n, ap, bp, yp, BinaryFn<BinaryOp::sub>{}); break;
+      case BinaryOp::mul: launch_map<2>(ctx, n, ap, bp, yp, BinaryFn<BinaryOp::mul>{}); break;
+      case BinaryOp::div: launch_map<2>(ctx, n, ap, bp, yp, BinaryFn<BinaryOp::div>{}); break;
+      case BinaryOp::maximum: launch_map<2>(ctx, n, ap, bp, yp, BinaryFn<BinaryOp::maximum>{}); break;
+      case BinaryOp::minimum: launch_map<2>(ctx, n, ap, bp, yp, BinaryFn<BinaryOp::minimum>{}); break;
+    }
+  });
+}
+
+void axpby(float alpha, const Tensor& x, float beta, Tensor& y) {
+  LaunchContext ctx(y);
+  LN_SWITCH_FLOAT(y.dtype(), "axpby", T, {
+    launch_map<2>(ctx, y.numel(), x.data<T>(), static_cast<const T*>(y.data<T>()), y.data<T>(), AxpbyFn{alpha, beta});
+  });
+}
+
+void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
+  LaunchContext ctx(y);
+  LN_SWITCH_FLOAT(y.dtype(), "relu_backward", T, {
+    launch_map<2>(ctx, y.numel(), y.data<T>(), dy.data<T>(), dx.data<T>(), ReluBackwardFn{});
+  });
+}
+
+// ---- reductions ------------------------------------------------------------------------------------
+
+namespace {
+
+template <ReduceOp OP>
+struct ReduceTraits {
+  static __device__ float init() {
+    if constexpr (OP == ReduceOp::max) return -INFINITY;
+    else if constexpr (OP == ReduceOp::min) return INFINITY;
+    else return 0.f;
+  }
+  static __device__ float combine(float a, float b) {
+    if constexpr (OP == ReduceOp::max) return (a > b || a != a) ? a : b;
+    else if constexpr (OP == ReduceOp::min) return (a < b || a != a) ? a : b;
+    else return a + b;
+  }
+};
+
+template <ReduceOp OP>
+__device__ float warp_reduce(float v) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v = ReduceTraits<OP>::combine(v, __shfl_xor_sync(0xffffffffu, v, off));
+  return v;
+}
+
+// inner == 1. Block b reduces chunk (b % chunks) of row (b / chunks): threads stride over the chunk,
+// then a warp-shuffle tree. With one chunk per row it writes the final (scaled) value; otherwise a
+// partial that a second launch combines.
+template <ReduceOp OP, typename T>
+__global__ void reduce_rows_kernel(const T* __restrict__ x, std::int64_t r, int chunks, float scale,
+                                   float* __restrict__ out) {
+  const std::int64_t row = blockIdx.x / chunks;
+  const int chunk = static_cast<int>(blockIdx.x % chunks);
+  const std::int64_t k0 = r * chunk / chunks, k1 = r * (chunk + 1) / chunks;
+  const T* p = x + row * r;
+  float acc = ReduceTraits<OP>::init();
+  for (std::int64_t k = k0 + threadIdx.x; k < k1; k += blockDim.x) acc = ReduceTraits<OP>::combine(acc, to_float(p[k]));
+  __shared__ float warp_partials[32];
+  acc = warp_reduce<OP>(acc);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) warp_partials[warp] = acc;
+  __syncthreads();
+  if (warp == 0) {
+    const int nwarps = (blockDim.x + 31) >> 5;
+    acc = lane < nwarps ? warp_partials[lane] : ReduceTraits<OP>::init();
+    acc = warp_reduce<OP>(acc);
+    if (lane == 0) out[blockIdx.x] = acc * scale;
+  }
+}
+
+// inner > 1. A (32 x 8) block covers 32 consecutive inner columns of outer slices o = blockIdx.y,
+// blockIdx.y + gridDim.y, ... and the rows of chunk blockIdx.z; the 8 thread rows stride over the chunk
+// and combine through shared memory. Reads are coalesced along inner. Output [chunk][outer][inner].
+template <ReduceOp OP, typename T>
+__global__ void reduce_cols_kernel(const T* __restrict__ x, std::int64_t outer, std::int64_t r, std::int64_t inner,
+                                   float scale, float* __restrict__ out) {
+  const std::int64_t col = blockIdx.x * 32 + threadIdx.x;
+  const int chunks = gridDim.z, chunk = blockIdx.z;
+  const std::int64_t k0 = r * chunk / chunks, k1 = r * (chunk + 1) / chunks;
+  __shared__ float tile[8][33];
+  for (std::int64_t o = blockIdx.y; o < outer; o += gridDim.y) {
+    float acc = ReduceTraits<OP>::init();
+    if (col < inner) {
+      const T* base = x + o * r * inner + col;
+      for (std::int64_t k = k0 + threadIdx.y; k < k1; k += blockDim.y)
+        acc = ReduceTraits<OP>::combine(acc, to_float(base[k * inner]));
+    }
+    tile[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && col < inner) {
+      for (int k = 1; k < static_cast<int>(blockDim.y); ++k) acc = ReduceTraits<OP>::combine(acc, tile[k][threadIdx.x]);
+      out[(chunk * outer + o) * inner + col] = acc * scale;
+    }
+    __syncthreads();
+  }
+}
+
+// Splits long reductions into chunks so that the whole device works, then combines the partials.
+template <ReduceOp OP, typename T>
+void launch_reduce(const LaunchContext& ctx, const T* x, std::int64_t outer, std::int64_t r, std::int64_t inner,
+                   float scale, float* out) {
+  const std::int64_t target_blocks = static_cast<std::int64_t>(livernet::cuda::device_properties(ctx.device).multiProcessorCount) * 4;
+  if (inner == 1) {
+    const std::int64_t want = std::max<std::int64_t>(1, target_blocks / std::max<std::int64_t>(outer, 1));
+    const int chunks = static_cast<int>(std::min<std::int64_t>({want, (r + 4095) / 4096, 1024}));
+    LN_CHECK(outer * std::max(chunks, 1) <= 0x7fffffff, "reduce: too many rows");
+    if (chunks <= 1) {
+      reduce_rows_kernel<OP><<<static_cast<unsigned>(outer), 512, 0, ctx.stream>>>(x, r, 1, scale, out);
+      LN_CUDA_CHECK_LAUNCH();
+      return;
+    }
+    Tensor partial = Tensor::empty(Shape{outer, chunks}, DType::f32, Device::cuda(ctx.device));
+    float* pp = partial.data<float>();
+    reduce_rows_kernel<OP><<<static_cast<unsigned>(outer * chunks), 512, 0, ctx.stream>>>(x, r, chunks, 1.f, pp);
+    LN_CUDA_CHECK_LAUNCH();
+    reduce_rows_kernel<OP><<<static_cast<unsigned>(outer), 512, 0, ctx.stream>>>(static_cast<const float*>(pp), chunks, 1, scale, out);
+    LN_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  const std::int64_t tiles = (inner + 31) / 32;
+  const std::int64_t ys = std::min<std::int64_t>(outer, 65535);
+  const std::int64_t want = std::max<std::int64_t>(1, target_blocks / std::max<std::int64_t>(tiles * ys, 1));
+  const int chunks = static_cast<int>(std::min<std::int64_t>({want, (r + 255) / 256, 1024}));
+  const dim3 block(32, 8);
+  if (chunks <= 1) {
+    reduce_cols_kernel<OP><<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(ys), 1), block, 0, ctx.stream>>>(
+        x, outer, r, inner, scale, out);
+    LN_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  Tensor partial = Tensor::empty(Shape{chunks, outer, inner}, DType::f32, Device::cuda(ctx.device));
+  float* pp = partial.data<float>();
+  reduce_cols_kernel<OP><<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(ys), static_cast<unsigned>(chunks)),
+                           block, 0, ctx.stream>>>(x, outer, r, inner, 1.f, pp);
+  LN_CUDA_CHECK_LAUNCH();
+  // Combine: partials viewed as [1, chunks, outer * inner].
+  const std::int64_t n2 = outer * inner;
+  reduce_cols_kernel<OP><<<dim3(static_cast<unsigned>((n2 + 31) / 32), 1, 1), block, 0, ctx.stream>>>(
+      static_cast<const float*>(pp), 1, chunks, n2, scale, out);
+  LN_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void reduce(ReduceOp op, const Tensor& x, std::int64_t outer, std::int64_t r, std::int64_t inner, Tensor& out) {
+  LaunchContext ctx(x);
+  float* o = out.data<float>();
+  LN_SWITCH_FLOAT(x.dtype(), reduce_op_name(op), T, {
+    const T* xp = x.data<T>();
+    switch (op) {
+      case ReduceOp::sum: launch_reduce<ReduceOp::sum>(ctx, xp, outer, r, inner, 1.f, o); break;
+      case ReduceOp::mean: launch_reduce<ReduceOp::sum>(ctx, xp, outer, r, inner, 1.f / static_cast<float>(r), o); break;
+      case ReduceOp::max: launch_reduce<ReduceOp::max>(ctx, xp, outer, r, inner, 1.f, o); break;
+      case ReduceOp::min: launch_reduce<ReduceOp::min>(ctx, xp, outer, r, inner, 1.f, o); break;
+    }
+  });
+}
+
+}  // namespace livernet::kernels::cuda

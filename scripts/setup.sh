@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs the Debian packages livernet needs (only the missing ones), then configures and builds.
+#
+#   scripts/setup.sh [--deps-only] [--test-deps] [--build-dir DIR] [--build-type TYPE]
+#                    [--cuda AUTO|ON|OFF] [--cuda-arch LIST] [--sanitize] [--jobs N]
+#
+#   --deps-only     install packages, do not build
+#   --test-deps     also install the test-only reference oracles (Debian's PyTorch, torchvision, h5py, numpy)
+#   --build-dir     build directory (default: build, or build-asan with --sanitize)
+#   --build-type    CMake build type (default: Release; RelWithDebInfo with --sanitize)
+#   --cuda          build the CUDA backend: AUTO (when nvcc is found, default), ON or OFF
+#   --cuda-arch     CUDA architectures, e.g. 90 or "80;90" (default: Turing..Blackwell as the toolkit allows)
+#   --sanitize      AddressSanitizer + UndefinedBehaviorSanitizer build of the CPU code (implies --cuda OFF)
+#   --jobs          parallel build jobs (default: number of cores)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+deps_only=0 test_deps=0 build_dir="" build_type="" cuda="AUTO" cuda_arch="" sanitize=0 jobs="$(nproc)"
+while (($#)); do
+  case "$1" in
+    --deps-only) deps_only=1 ;;
+    --test-deps) test_deps=1 ;;
+    --build-dir) build_dir="$2"; shift ;;
+    --build-type) build_type="$2"; shift ;;
+    --cuda) cuda="$2"; shift ;;
+    --cuda-arch) cuda_arch="$2"; shift ;;
+    --sanitize) sanitize=1 ;;
+    --jobs) jobs="$2"; shift ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libhdf5-dev libdnnl-dev
+  googletest libgtest-dev libgmock-dev libbenchmark-dev
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libpng-dev zlib1g-dev
+)
+test_packages=(python3 python3-torch python3-torchvision python3-h5py python3-numpy)
+((test_deps)) && packages+=("${test_packages[@]}")
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup.sh: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "setup.sh: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+((deps_only)) && { echo "setup.sh: packages ready"; exit 0; }
+
+if ((sanitize)); then
+  cuda="OFF"
+  build_dir="${build_dir:-build-asan}"
+  build_type="${build_type:-RelWithDebInfo}"
+fi
+build_dir="${build_dir:-build}"
+build_type="${build_type:-Release}"
+[[ -d /usr/local/cuda/bin ]] && export PATH="/usr/local/cuda/bin:$PATH"
+
+args=(-S "$here" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" -DLIVERNET_CUDA="$cuda"
+      -DLIVERNET_SANITIZE=$([[ $sanitize == 1 ]] && echo ON || echo OFF))
+[[ -n "$cuda_arch" ]] && args+=(-DCMAKE_CUDA_ARCHITECTURES="$cuda_arch")
+cmake "${args[@]}" >/dev/null
+cmake --build "$build_dir" -j "$jobs"
+echo "setup.sh: built in $build_dir"

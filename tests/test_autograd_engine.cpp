@@ -1,0 +1,155 @@
+// The autograd engine on test-local ops (scale by a constant, add, a non-differentiable op): gradient
+// routing, summing at shared inputs, seeds, errors, graph release and NoGradGuard.
+#include <gtest/gtest.h>
+
+#include "core/autograd.h"
+#include "kernels/ops.h"
+#include "test_util.h"
+
+using namespace livernet;
+
+namespace {
+
+class ScaleNode final : public Node {
+ public:
+  explicit ScaleNode(float a) : Node("test_scale"), a_(a) {}
+  std::vector<Tensor> backward(const Tensor& g) override { return {kernels::scale(g, a_)}; }
+
+ private:
+  float a_;
+};
+
+class AddNode final : public Node {
+ public:
+  AddNode() : Node("test_add") {}
+  std::vector<Tensor> backward(const Tensor& g) override { return {g, g}; }  // deliberately aliased
+};
+
+// y = x * x (saves x).
+class SquareNode final : public Node {
+ public:
+  explicit SquareNode(Tensor x) : Node("test_square"), x_(std::move(x)) {}
+  std::vector<Tensor> backward(const Tensor& g) override {
+    return {kernels::mul(g, kernels::scale(x_, 2.f))};
+  }
+  void release_saved() override { x_ = Tensor(); }
+  bool holds_saved() const { return x_.defined(); }
+
+ private:
+  Tensor x_;
+};
+
+Tensor scale(const Tensor& x, float a) {
+  Tensor y = kernels::scale(x, a);
+  record(y, std::make_shared<ScaleNode>(a), {x});
+  return y;
+}
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor y = kernels::add(a, b);
+  record(y, std::make_shared<AddNode>(), {a, b});
+  return y;
+}
+Tensor square(const Tensor& x) {
+  Tensor y = kernels::mul(x, x);
+  if (any_requires_grad({x})) record(y, std::make_shared<SquareNode>(x.detach()), {x});
+  return y;
+}
+Tensor argmax_like(const Tensor& x) {
+  Tensor y = x.clone();
+  record_non_differentiable(y, "test_argmax", {x});
+  return y;
+}
+
+}  // namespace
+
+TEST(Autograd, ChainRuleAndLeafAccumulation) {
+  Tensor x = Tensor::from_vector<float>({1.f, -2.f, 3.f}, Shape{3}).requires_grad_();
+  Tensor y = kernels::sum(square(scale(x, 3.f)));  // raw sum: not recorded
+  EXPECT_FALSE(y.requires_grad());
+  Tensor z = square(scale(x, 3.f));                // z_i = 9 x_i^2
+  z.backward(Tensor::ones(Shape{3}));
+  EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{18.f, -36.f, 54.f}));
+  // A second graph accumulates into the same .grad.
+  scale(x, 2.f).backward(Tensor::ones(Shape{3}));
+  EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{20.f, -34.f, 56.f}));
+}
+
+TEST(Autograd, TensorUsedTwiceGetsTheSumOfBothGradients) {
+  Tensor x = Tensor::from_vector<float>({2.f}, Shape{1}).requires_grad_();
+  Tensor h = scale(x, 5.f);
+  Tensor y = add(h, scale(h, 3.f));  // y = 5x + 15x: h feeds two paths, the add node aliases its gradient
+  y.backward();
+  EXPECT_FLOAT_EQ(x.grad().item(), 20.f);
+  Tensor w = Tensor::from_vector<float>({1.f, 1.f}, Shape{2}).requires_grad_();
+  add(w, w).backward(Tensor::ones(Shape{2}));
+  EXPECT_EQ(w.grad().to_vector<float>(), (std::vector<float>{2.f, 2.f}));
+}
+
+TEST(Autograd, NonScalarNeedsSeedAndErrorsNameTheOp) {
+  Tensor x = Tensor::ones(Shape{2, 2}).requires_grad_();
+  Tensor y = square(x);
+  try {
+    y.backward();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("test_square"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("seed"), std::string::npos) << e.what();
+  }
+  Tensor n = scale(argmax_like(x), 2.f);
+  try {
+    n.backward(Tensor::ones(Shape{2, 2}));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'test_argmax', which is not differentiable"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Tensor::ones(Shape{1}).backward(), Error) << "nothing requires grad";
+  EXPECT_THROW(y.backward(Tensor::ones(Shape{3})), Error) << "seed of the wrong shape";
+}
+
+TEST(Autograd, GraphIsFreedAfterBackwardUnlessRetained) {
+  Tensor x = Tensor::from_vector<float>({1.f, 2.f}, Shape{2}).requires_grad_();
+  Tensor y = square(x);
+  auto node = std::static_pointer_cast<SquareNode>(y.grad_fn());
+  std::weak_ptr<Node> weak = node;
+  node.reset();
+  y.backward(Tensor::ones(Shape{2}), /*retain_graph=*/true);
+  EXPECT_TRUE(std::static_pointer_cast<SquareNode>(y.grad_fn())->holds_saved());
+  y.backward(Tensor::ones(Shape{2}));
+  EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{4.f, 8.f}));
+  EXPECT_FALSE(std::static_pointer_cast<SquareNode>(y.grad_fn())->holds_saved()) << "saved tensors released";
+  try {
+    y.backward(Tensor::ones(Shape{2}));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("second time"), std::string::npos) << e.what();
+  }
+  y = Tensor();
+  EXPECT_TRUE(weak.expired()) << "the last reference to the graph was the output";
+}
+
+TEST(Autograd, NoGradGuardRecordsNothing) {
+  Tensor x = Tensor::ones(Shape{3}).requires_grad_();
+  {
+    NoGradGuard guard;
+    EXPECT_FALSE(grad_enabled());
+    Tensor y = scale(x, 2.f);
+    EXPECT_FALSE(y.requires_grad());
+    EXPECT_EQ(y.grad_fn(), nullptr);
+  }
+  EXPECT_TRUE(grad_enabled());
+  EXPECT_TRUE(scale(x, 2.f).requires_grad());
+}
+
+TEST(Autograd, LeafGradientsAccumulateInTheLeafDtype) {
+  Tensor w = Tensor::ones(Shape{4}).requires_grad_();  // f32 master weight
+  Tensor w16 = w.to(DType::bf16);                       // raw cast: a new leaf, not connected
+  EXPECT_FALSE(w16.requires_grad());
+  EXPECT_THROW(Tensor::zeros(Shape{2}, DType::i32).requires_grad_(), Error);
+  // A bf16 gradient arriving at an f32 leaf is accumulated in f32.
+  Tensor y = scale(w, 0.1f);
+  y.backward(Tensor::ones(Shape{4}));
+  y = scale(w, 0.1f);
+  y.backward(Tensor::ones(Shape{4}));
+  EXPECT_EQ(w.grad().dtype(), DType::f32);
+  for (float g : w.grad().to_vector<float>()) EXPECT_FLOAT_EQ(g, 0.2f);
+}

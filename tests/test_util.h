@@ -1,0 +1,54 @@
+// Helpers shared by the tests.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "core/tensor.h"
+
+namespace livernet::testing {
+
+inline bool has_cuda() { return cuda_device_count() > 0; }
+
+// Skips the current test, with the reason, when no CUDA device can run it.
+#define LN_REQUIRE_CUDA()                                                                          \
+  do {                                                                                             \
+    if (!::livernet::testing::has_cuda())                                                          \
+      GTEST_SKIP() << "no CUDA device: " << ::livernet::cuda_unavailable_reason();                 \
+  } while (0)
+
+// max_i |a_i - b_i| / max(max_i |b_i|, floor): the error relative to the reference's scale.
+inline double max_rel_error(const std::vector<double>& a, const std::vector<double>& ref, double floor = 1e-12) {
+  double diff = 0, scale = floor;
+  const std::size_t n = std::min(a.size(), ref.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    if (std::isnan(a[i]) != std::isnan(ref[i])) return INFINITY;
+    if (std::isnan(ref[i])) continue;
+    if (std::isinf(ref[i]) || std::isinf(a[i])) {
+      if (a[i] != ref[i]) return INFINITY;
+      continue;
+    }
+    diff = std::max(diff, std::fabs(a[i] - ref[i]));
+    scale = std::max(scale, std::fabs(ref[i]));
+  }
+  return a.size() == ref.size() ? diff / scale : INFINITY;
+}
+
+// mse(a, ref) / mse(ref, 0), as ggml's test-backend-ops reports it.
+inline double normalized_mse(const std::vector<double>& a, const std::vector<double>& ref) {
+  double num = 0, den = 1e-300;
+  for (std::size_t i = 0; i < std::min(a.size(), ref.size()); ++i) {
+    num += (a[i] - ref[i]) * (a[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return num / den;
+}
+
+inline std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
+
+}  // namespace livernet::testing
