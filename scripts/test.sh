@@ -23,4 +23,6 @@ done
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 cd "$build_dir"
+reason=$(./tools/info 2>/dev/null | sed -n 's/^  CUDA devices: none (\(.*\))$/\1/p')
+[[ -n $reason ]] && echo "test.sh: GPU tests will be skipped: $reason"
 ctest --output-on-failure -j "$(nproc)" --timeout 900 "${ctest_args[@]}"

@@ -1,0 +1,405 @@
+#include "layers/functional.h"
+
+#include <memory>
+
+namespace livernet::F {
+
+namespace {
+
+// Convenience: a Node whose backward is a lambda over its saved state.
+template <typename Fn>
+class LambdaNode final : public Node {
+ public:
+  LambdaNode(const char* name, Fn fn) : Node(name), fn_(std::move(fn)) {}
+  std::vector<Tensor> backward(const Tensor& g) override { return fn_(*this, g); }
+  void release_saved() override { fn_ = Fn(fn_.released()); }
+
+ private:
+  Fn fn_;
+};
+
+// Saved state + backward function in one object, released by dropping the state.
+template <typename State, typename Backward>
+struct Saved {
+  std::shared_ptr<State> state;
+  Backward backward;
+  std::vector<Tensor> operator()(Node& node, const Tensor& g) {
+    LN_CHECK(state, "backward through '", node.name(), "' after its saved tensors were freed");
+    return backward(node, *state, g);
+  }
+  Saved released() const { return Saved{nullptr, backward}; }
+};
+
+template <typename State, typename Backward>
+std::shared_ptr<Node> make_node(const char* name, State state, Backward backward) {
+  using S = Saved<State, Backward>;
+  return std::make_shared<LambdaNode<S>>(name, S{std::make_shared<State>(std::move(state)), std::move(backward)});
+}
+
+Tensor det(const Tensor& t) { return t.defined() ? t.detach() : t; }
+
+}  // namespace
+
+// ---- convolution ------------------------------------------------------------------------------------
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
+  Tensor y = kernels::conv2d_forward(x, w, bias, p);
+  if (any_requires_grad({x, w, bias})) {
+    struct S {
+      Tensor x, w;
+      Conv2dParams p;
+    };
+    auto node = make_node("conv2d", S{det(x), det(w), p}, [](Node& n, S& s, const Tensor& g) {
+      std::vector<Tensor> out(3);
+      if (n.needs_input_grad(0)) out[0] = kernels::conv2d_backward_data(g, s.w, s.x.shape(), s.p);
+      if (n.needs_input_grad(1) || n.needs_input_grad(2)) {
+        Tensor dw = Tensor::empty(s.w.shape(), s.w.dtype(), s.w.device());
+        Tensor db;
+        kernels::conv2d_backward_weights(g, s.x, s.p, dw, n.needs_input_grad(2) ? &db : nullptr);
+        if (n.needs_input_grad(1)) out[1] = dw;
+        if (n.needs_input_grad(2)) out[2] = db;
+      }
+      return out;
+    });
+    record(y, node, {x, w, bias});
+  }
+  return y;
+}
+
+// ---- batch norm --------------------------------------------------------------------------------------
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean, Tensor& running_var,
+                  bool training, float momentum, float eps, bool relu) {
+  kernels::BatchNormState st;
+  Tensor y = training ? kernels::batch_norm_train(x, gamma, beta, running_mean, running_var, momentum, eps, relu, st)
+                      : kernels::batch_norm_eval(x, gamma, beta, running_mean, running_var, eps, relu, st);
+  if (any_requires_grad({x, gamma, beta})) {
+    struct S {
+      Tensor x, y, gamma;
+      kernels::BatchNormState st;
+      bool training, relu;
+    };
+    auto node = make_node(relu ? "batch_norm_relu" : "batch_norm", S{det(x), relu ? y.detach() : Tensor(), det(gamma), st, training, relu},
+                          [](Node& n, S& s, const Tensor& g) {
+                            Tensor dgamma, dbeta;
+                            Tensor dx = kernels::batch_norm_backward(g, s.x, s.y, s.gamma, s.st, s.training, s.relu,
+                                                                     n.needs_input_grad(1) ? &dgamma : nullptr, &dbeta);
+                            return std::vector<Tensor>{n.needs_input_grad(0) ? dx : Tensor(), dgamma,
+                                                       n.needs_input_grad(2) ? dbeta : Tensor()};
+                          });
+    record(y, node, {x, gamma, beta});
+  }
+  return y;
+}
+
+// ---- element-wise ------------------------------------------------------------------------------------
+
+Tensor unary(kernels::UnaryOp op, const Tensor& x) {
+  Tensor y = kernels::unary(op, x);
+  if (any_requires_grad({x})) {
+    struct S {
+      Tensor x, y;
+      kernels::UnaryOp op;
+    };
+    auto node = make_node(kernels::unary_op_name(op), S{x.detach(), y.detach(), op}, [](Node&, S& s, const Tensor& g) {
+      return std::vector<Tensor>{kernels::unary_backward(s.op, s.x, s.y, g)};
+    });
+    record(y, node, {x});
+  }
+  return y;
+}
+
+Tensor relu(const Tensor& x) { return F::unary(kernels::UnaryOp::relu, x); }
+Tensor sigmoid(const Tensor& x) { return F::unary(kernels::UnaryOp::sigmoid, x); }
+Tensor tanh(const Tensor& x) { return F::unary(kernels::UnaryOp::tanh, x); }
+
+namespace {
+Tensor binary_op(kernels::BinaryOp op, const Tensor& a, const Tensor& b) {
+  Tensor y = kernels::binary(op, a, b);
+  if (any_requires_grad({a, b})) {
+    struct S {
+      Tensor a, b;
+      kernels::BinaryOp op;
+    };
+    const bool save = op == kernels::BinaryOp::mul;
+    auto node = make_node(kernels::binary_op_name(op), S{save ? det(a) : Tensor(), save ? det(b) : Tensor(), op},
+                          [](Node& n, S& s, const Tensor& g) {
+                            std::vector<Tensor> out(2);
+                            switch (s.op) {
+                              case kernels::BinaryOp::add:
+                                out = {g, g};
+                                break;
+                              case kernels::BinaryOp::sub:
+                                out = {g, n.needs_input_grad(1) ? kernels::scale(g, -1.f) : Tensor()};
+                                break;
+                              case kernels::BinaryOp::mul:
+                                if (n.needs_input_grad(0)) out[0] = kernels::mul(g, s.b);
+                                if (n.needs_input_grad(1)) out[1] = kernels::mul(g, s.a);
+                                break;
+                              default:
+                                LN_FAIL("backward of '", kernels::binary_op_name(s.op), "' is not implemented");
+                            }
+                            return out;
+                          });
+    record(y, node, {a, b});
+  }
+  return y;
+}
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary_op(kernels::BinaryOp::add, a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary_op(kernels::BinaryOp::sub, a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary_op(kernels::BinaryOp::mul, a, b); }
+
+Tensor scale(const Tensor& x, float alpha) {
+  Tensor y = kernels::scale(x, alpha);
+  if (any_requires_grad({x})) {
+    struct S {
+      float alpha;
+    };
+    record(y, make_node("scale", S{alpha}, [](Node&, S& s, const Tensor& g) {
+             return std::vector<Tensor>{kernels::scale(g, s.alpha)};
+           }),
+           {x});
+  }
+  return y;
+}
+
+Tensor scale_by(const Tensor& x, const Tensor& a) {
+  Tensor y = kernels::scale_by(x, a);
+  if (any_requires_grad({x, a})) {
+    struct S {
+      Tensor x, a;
+    };
+    record(y, make_node("scale_by", S{det(x), det(a)}, [](Node& n, S& s, const Tensor& g) {
+             std::vector<Tensor> out(2);
+             if (n.needs_input_grad(0)) out[0] = kernels::scale_by(g, s.a);
+             if (n.needs_input_grad(1)) out[1] = kernels::sum(kernels::mul(g, s.x)).reshape({1});
+             return out;
+           }),
+           {x, a});
+  }
+  return y;
+}
+
+// ---- pooling ---------------------------------------------------------------------------------------------
+
+Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
+  Tensor indices;
+  Tensor y = kernels::max_pool2d_forward(x, p, indices);
+  if (any_requires_grad({x})) {
+    struct S {
+      Tensor indices;
+      Shape x_shape;
+      Pool2dParams p;
+    };
+    record(y, make_node("max_pool2d", S{indices, x.shape(), p}, [](Node&, S& s, const Tensor& g) {
+             return std::vector<Tensor>{kernels::max_pool2d_backward(g, s.indices, s.x_shape, s.p)};
+           }),
+           {x});
+  }
+  return y;
+}
+
+Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
+  Tensor y = kernels::avg_pool2d_forward(x, p);
+  if (any_requires_grad({x})) {
+    struct S {
+      Shape x_shape;
+      Pool2dParams p;
+    };
+    record(y, make_node("avg_pool2d", S{x.shape(), p}, [](Node&, S& s, const Tensor& g) {
+             return std::vector<Tensor>{kernels::avg_pool2d_backward(g, s.x_shape, s.p)};
+           }),
+           {x});
+  }
+  return y;
+}
+
+Tensor global_avg_pool(const Tensor& x) {
+  Tensor y = kernels::global_avg_pool_forward(x);
+  if (any_requires_grad({x})) {
+    struct S {
+      Shape x_shape;
+    };
+    record(y, make_node("global_avg_pool", S{x.shape()}, [](Node&, S& s, const Tensor& g) {
+             return std::vector<Tensor>{kernels::global_avg_pool_backward(g, s.x_shape)};
+           }),
+           {x});
+  }
+  return y;
+}
+
+Tensor concat(const std::vector<Tensor>& xs, int axis) {
+  Tensor y = kernels::concat(xs, axis);
+  if (any_requires_grad(xs)) {
+    struct S {
+      int axis;
+      std::vector<std::int64_t> sizes;
+    };
+    const int nd = xs[0].dim();
+    const int ax = axis < 0 ? axis + nd : axis;
+    std::vector<std::int64_t> sizes;
+    for (const Tensor& t : xs) sizes.push_back(t.size(ax));
+    record(y, make_node("concat", S{ax, sizes}, [](Node&, S& s, const Tensor& g) {
+             return kernels::split(g, s.axis, s.sizes);
+           }),
+           xs);
+  }
+  return y;
+}
+
+// ---- linear, dropout ------------------------------------------------------------------------------------
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  Tensor y = kernels::linear_forward(x, w, bias);
+  if (any_requires_grad({x, w, bias})) {
+    struct S {
+      Tensor x, w;
+      DType bias_dtype;
+    };
+    record(y, make_node("linear", S{det(x), det(w), bias.defined() ? bias.dtype() : DType::f32},
+                        [](Node& n, S& s, const Tensor& g) {
+                          std::vector<Tensor> out(3);
+                          if (n.needs_input_grad(0))
+                            out[0] = kernels::matmul(g, false, s.w.dtype() == g.dtype() ? s.w : s.w.to(g.dtype()), false);
+                          if (n.needs_input_grad(1)) {
+                            Tensor dw = kernels::matmul(g, true, s.x.dtype() == g.dtype() ? s.x : s.x.to(g.dtype()), false);
+                            out[1] = dw.dtype() == s.w.dtype() ? dw : dw.to(s.w.dtype());
+                          }
+                          if (n.needs_input_grad(2)) out[2] = kernels::sum(g, {0}).to(s.bias_dtype);
+                          return out;
+                        }),
+           {x, w, bias});
+  }
+  return y;
+}
+
+Tensor dropout(const Tensor& x, float p, bool training, std::uint64_t seed, std::uint64_t stream) {
+  if (!training || p == 0.f) return x;
+  Tensor y = kernels::dropout_forward(x, p, seed, stream);
+  if (any_requires_grad({x})) {
+    struct S {
+      float p;
+      std::uint64_t seed, stream;
+    };
+    record(y, make_node("dropout", S{p, seed, stream}, [](Node&, S& s, const Tensor& g) {
+             return std::vector<Tensor>{kernels::dropout_backward(g, s.p, s.seed, s.stream)};
+           }),
+           {x});
+  }
+  return y;
+}
+
+// ---- losses -----------------------------------------------------------------------------------------------
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const Tensor& class_weights, float label_smoothing) {
+  kernels::CrossEntropyState st;
+  Tensor loss = kernels::softmax_cross_entropy_forward(logits, labels, class_weights, label_smoothing, st);
+  if (any_requires_grad({logits})) {
+    struct S {
+      Tensor labels, weights;
+      float smoothing;
+      kernels::CrossEntropyState st;
+      DType dtype;
+    };
+    record(loss, make_node("cross_entropy", S{labels, class_weights, label_smoothing, st, logits.dtype()},
+                           [](Node&, S& s, const Tensor& g) {
+                             return std::vector<Tensor>{kernels::softmax_cross_entropy_backward(
+                                 g.reshape({1}), s.labels, s.weights, s.smoothing, s.st, s.dtype)};
+                           }),
+           {logits});
+  }
+  return loss;
+}
+
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets, const Tensor& weight) {
+  Tensor loss = kernels::bce_with_logits_forward(logits, targets, weight);
+  if (any_requires_grad({logits})) {
+    struct S {
+      Tensor logits, targets, weight;
+    };
+    record(loss, make_node("binary_cross_entropy_with_logits", S{logits.detach(), det(targets), det(weight)},
+                           [](Node&, S& s, const Tensor& g) {
+                             return std::vector<Tensor>{
+                                 kernels::bce_with_logits_backward(g.reshape({1}), s.logits, s.targets, s.weight)};
+                           }),
+           {logits});
+  }
+  return loss;
+}
+
+Tensor binary_cross_entropy(const Tensor& probs, const Tensor& targets) {
+  Tensor loss = kernels::bce_forward(probs, targets);
+  if (any_requires_grad({probs})) {
+    struct S {
+      Tensor probs, targets;
+    };
+    record(loss, make_node("binary_cross_entropy", S{probs.detach(), det(targets)}, [](Node&, S& s, const Tensor& g) {
+             return std::vector<Tensor>{kernels::bce_backward(g.reshape({1}), s.probs, s.targets)};
+           }),
+           {probs});
+  }
+  return loss;
+}
+
+// ---- reductions, shapes, casts ---------------------------------------------------------------------------------
+
+namespace {
+Tensor reduce_all(const Tensor& x, bool mean) {
+  Tensor y = mean ? kernels::mean(x) : kernels::sum(x);
+  if (any_requires_grad({x})) {
+    struct S {
+      Shape shape;
+      DType dtype;
+      float scale;
+    };
+    const float scale = mean ? 1.f / static_cast<float>(std::max<std::int64_t>(x.numel(), 1)) : 1.f;
+    record(y, make_node(mean ? "mean" : "sum", S{x.shape(), x.dtype(), scale}, [](Node&, S& s, const Tensor& g) {
+             return std::vector<Tensor>{kernels::broadcast_scalar(g, s.scale, s.shape, s.dtype)};
+           }),
+           {x});
+  }
+  return y;
+}
+}  // namespace
+
+Tensor sum(const Tensor& x) { return reduce_all(x, false); }
+Tensor mean(const Tensor& x) { return reduce_all(x, true); }
+
+Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
+  Tensor y = x.reshape(shape);
+  if (any_requires_grad({x})) {
+    struct S {
+      Shape shape;
+    };
+    record(y, make_node("reshape", S{x.shape()}, [](Node&, S& s, const Tensor& g) {
+             return std::vector<Tensor>{g.view(s.shape)};
+           }),
+           {x});
+  }
+  return y;
+}
+
+Tensor cast(const Tensor& x, DType dtype) {
+  if (x.dtype() == dtype) return x;
+  Tensor y = x.to(dtype);
+  if (any_requires_grad({x})) {
+    struct S {
+      DType from;
+    };
+    record(y, make_node("cast", S{x.dtype()}, [](Node&, S& s, const Tensor& g) {
+             return std::vector<Tensor>{g.to(s.from)};
+           }),
+           {x});
+  }
+  return y;
+}
+
+Tensor softmax(const Tensor& logits) {
+  Tensor p = kernels::softmax(logits);
+  if (any_requires_grad({logits})) record_non_differentiable(p, "softmax", {logits});
+  return p;
+}
+
+}  // namespace livernet::F

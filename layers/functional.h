@@ -1,0 +1,59 @@
+// Differentiable operations: each computes its result with the raw kernels (kernels/ops.h,
+// kernels/nn.h) and, when an input requires grad, records a Node holding exactly what its backward
+// needs (core/autograd.h). These are what layers and models are built from.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/tensor.h"
+#include "kernels/nn.h"
+#include "kernels/ops.h"
+
+namespace livernet::F {
+
+using kernels::Conv2dParams;
+using kernels::Pool2dParams;
+
+// x [N,H,W,Cin], w [Cout,kh,kw,Cin/groups] (OHWI), bias [Cout] or undefined.
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);
+// Batch norm over the last dimension. training: batch statistics (and running-stat update when the
+// running tensors are defined); else running statistics. gamma may be undefined (Keras: no scale).
+// relu fuses max(., 0) into the same pass, forward and backward.
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean, Tensor& running_var,
+                  bool training, float momentum, float eps, bool relu = false);
+Tensor relu(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor unary(kernels::UnaryOp op, const Tensor& x);
+Tensor max_pool2d(const Tensor& x, const Pool2dParams& p);
+Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p);
+// [N,H,W,C] -> [N,C]
+Tensor global_avg_pool(const Tensor& x);
+Tensor concat(const std::vector<Tensor>& xs, int axis);
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor scale(const Tensor& x, float alpha);
+// y = a * x with a one-element f32 tensor a (e.g. a learnable residual scale).
+Tensor scale_by(const Tensor& x, const Tensor& a);
+// x [N,in], w [out,in], bias [out] or undefined.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
+// Inverted dropout with a Philox mask fixed by (seed, stream); identity when !training or p == 0.
+Tensor dropout(const Tensor& x, float p, bool training, std::uint64_t seed, std::uint64_t stream);
+// Mean softmax cross-entropy (f32 scalar); labels i32/i64 [N]; optional class weights [K] f32.
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const Tensor& class_weights = Tensor(),
+                     float label_smoothing = 0.f);
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets, const Tensor& weight = Tensor());
+Tensor binary_cross_entropy(const Tensor& probs, const Tensor& targets);
+// Sum / mean of all elements as an f32 scalar.
+Tensor sum(const Tensor& x);
+Tensor mean(const Tensor& x);
+Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape);
+// Differentiable dtype conversion (autocast): the gradient is converted back.
+Tensor cast(const Tensor& x, DType dtype);
+// Softmax over the last dimension (f32). Not differentiable: for inference and reports.
+Tensor softmax(const Tensor& logits);
+
+}  // namespace livernet::F
