@@ -1,0 +1,446 @@
+#define H5_USE_110_API 1
+#include "io/hdf5.h"
+
+#include <fcntl.h>
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+namespace livernet::io {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+void quiet_hdf5() {
+  static std::once_flag once;
+  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+// Owns an HDF5 identifier of any kind.
+class Id {
+ public:
+  Id() = default;
+  explicit Id(hid_t id) : id_(id) {}
+  Id(Id&& o) noexcept : id_(o.id_) { o.id_ = -1; }
+  Id& operator=(Id&& o) noexcept {
+    reset();
+    id_ = o.id_;
+    o.id_ = -1;
+    return *this;
+  }
+  ~Id() { reset(); }
+  hid_t get() const { return id_; }
+  bool ok() const { return id_ >= 0; }
+  void reset() {
+    if (id_ >= 0) {
+      switch (H5Iget_type(id_)) {
+        case H5I_FILE: H5Fclose(id_); break;
+        case H5I_GROUP: H5Gclose(id_); break;
+        case H5I_DATASET: H5Dclose(id_); break;
+        case H5I_DATASPACE: H5Sclose(id_); break;
+        case H5I_DATATYPE: H5Tclose(id_); break;
+        case H5I_ATTR: H5Aclose(id_); break;
+        case H5I_GENPROP_LST: H5Pclose(id_); break;
+        default: H5Oclose(id_); break;
+      }
+    }
+    id_ = -1;
+  }
+
+ private:
+  hid_t id_ = -1;
+};
+
+std::string norm(const std::string& p) { return p.empty() ? "/" : p; }
+
+hid_t mem_type(DType t) {
+  switch (t) {
+    case DType::f32: return H5T_NATIVE_FLOAT;
+    case DType::i32: return H5T_NATIVE_INT32;
+    case DType::i64: return H5T_NATIVE_INT64;
+    case DType::u8: return H5T_NATIVE_UINT8;
+    default: return -1;
+  }
+}
+
+}  // namespace
+
+#define LN_H5_FAIL(...) LN_FAIL(path_, ": ", __VA_ARGS__)
+
+H5File H5File::open(const std::string& path, bool writable) {
+  quiet_hdf5();
+  std::error_code ec;
+  LN_CHECK(fs::exists(path, ec), path, ": no such file");
+  LN_CHECK(fs::is_regular_file(path, ec), path, ": not a regular file");
+  LN_CHECK(H5Fis_hdf5(path.c_str()) > 0, path, ": not an HDF5 file (or truncated)");
+  const hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  LN_CHECK(id >= 0, path, ": cannot open as HDF5 (damaged or truncated file?)");
+  return H5File(id, path);
+}
+
+H5File H5File::create(const std::string& path) {
+  quiet_hdf5();
+  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  LN_CHECK(id >= 0, path, ": cannot create the file (does the directory exist and is it writable?)");
+  return H5File(id, path);
+}
+
+H5File::H5File(H5File&& o) noexcept : id_(o.id_), path_(std::move(o.path_)) { o.id_ = -1; }
+H5File& H5File::operator=(H5File&& o) noexcept {
+  close();
+  id_ = o.id_;
+  path_ = std::move(o.path_);
+  o.id_ = -1;
+  return *this;
+}
+H5File::~H5File() { close(); }
+
+void H5File::close() {
+  if (id_ >= 0) H5Fclose(id_);
+  id_ = -1;
+}
+
+void H5File::flush() {
+  if (id_ >= 0 && H5Fflush(id_, H5F_SCOPE_GLOBAL) < 0) LN_H5_FAIL("flush failed (disk full?)");
+}
+
+bool H5File::exists(const std::string& object) const {
+  const std::string p = norm(object);
+  if (p == "/") return true;
+  // Check each prefix: H5Lexists fails on a path whose intermediate groups are missing.
+  std::size_t pos = p[0] == '/' ? 1 : 0;
+  while (true) {
+    const std::size_t next = p.find('/', pos);
+    const std::string prefix = p.substr(0, next);
+    if (H5Lexists(id_, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (next == std::string::npos) break;
+    Id o(H5Oopen(id_, prefix.c_str(), H5P_DEFAULT));
+    if (!o.ok() || H5Iget_type(o.get()) != H5I_GROUP) return false;
+    pos = next + 1;
+  }
+  Id o(H5Oopen(id_, p.c_str(), H5P_DEFAULT));
+  return o.ok();
+}
+
+bool H5File::is_dataset(const std::string& object) const {
+  if (!exists(object)) return false;
+  Id o(H5Oopen(id_, norm(object).c_str(), H5P_DEFAULT));
+  return o.ok() && H5Iget_type(o.get()) == H5I_DATASET;
+}
+
+std::vector<std::string> H5File::children(const std::string& group) const {
+  Id g(H5Gopen2(id_, norm(group).c_str(), H5P_DEFAULT));
+  if (!g.ok()) LN_H5_FAIL("no group '", group, "'");
+  std::vector<std::string> names;
+  auto cb = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+    static_cast<std::vector<std::string>*>(data)->push_back(name);
+    return 0;
+  };
+  if (H5Literate(g.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, cb, &names) < 0) LN_H5_FAIL("cannot list '", group, "'");
+  return names;
+}
+
+std::vector<std::string> H5File::datasets() const {
+  std::vector<std::string> out;
+  std::function<void(const std::string&)> walk = [&](const std::string& group) {
+    for (const std::string& name : children(group)) {
+      const std::string full = group == "/" ? name : group + "/" + name;
+      Id o(H5Oopen(id_, full.c_str(), H5P_DEFAULT));
+      if (!o.ok()) continue;
+      const H5I_type_t t = H5Iget_type(o.get());
+      if (t == H5I_DATASET) out.push_back(full);
+      else if (t == H5I_GROUP) walk(full);
+    }
+  };
+  walk("/");
+  return out;
+}
+
+H5DatasetInfo H5File::info(const std::string& dataset) const {
+  if (!exists(dataset)) LN_H5_FAIL("no dataset '", dataset, "'");
+  Id d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
+  if (!d.ok()) LN_H5_FAIL("'", dataset, "' is not a dataset");
+  Id space(H5Dget_space(d.get()));
+  Id type(H5Dget_type(d.get()));
+  const int nd = H5Sget_simple_extent_ndims(space.get());
+  if (nd < 0 || nd > Shape::kMaxDims) LN_H5_FAIL("dataset '", dataset, "' has an unsupported number of dimensions");
+  hsize_t dims[Shape::kMaxDims] = {};
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  H5DatasetInfo info;
+  for (int i = 0; i < nd; ++i) {
+    if (dims[i] > static_cast<hsize_t>(INT64_MAX / 2)) LN_H5_FAIL("dataset '", dataset, "' declares an absurd extent");
+    info.shape.push_back(static_cast<std::int64_t>(dims[i]));
+  }
+  const H5T_class_t cls = H5Tget_class(type.get());
+  const std::size_t size = H5Tget_size(type.get());
+  if (cls == H5T_FLOAT) {
+    info.dtype = DType::f32;
+    info.type = "float" + std::to_string(size * 8);
+  } else if (cls == H5T_INTEGER) {
+    const bool is_signed = H5Tget_sign(type.get()) == H5T_SGN_2;
+    info.type = std::string(is_signed ? "int" : "uint") + std::to_string(size * 8);
+    info.dtype = (!is_signed && size == 1) ? DType::u8 : (size <= 4 && !(size == 4 && !is_signed)) ? DType::i32 : DType::i64;
+  } else if (cls == H5T_STRING) {
+    info.numeric = false;
+    info.type = "string";
+  } else {
+    info.numeric = false;
+    info.type = "unsupported type class " + std::to_string(static_cast<int>(cls));
+  }
+  return info;
+}
+
+Tensor H5File::read(const std::string& dataset, std::optional<DType> as, std::int64_t max_elements) const {
+  const H5DatasetInfo inf = info(dataset);
+  if (!inf.numeric) LN_H5_FAIL("dataset '", dataset, "' is ", inf.type, ", not numeric");
+  if (inf.shape.numel() > max_elements)
+    LN_H5_FAIL("dataset '", dataset, "' declares ", inf.shape.numel(), " elements (", inf.shape.str(),
+               "), more than the ", max_elements, " allowed");
+  const DType want = as.value_or(inf.dtype);
+  const DType load = mem_type(want) >= 0 ? want : DType::f32;
+  Tensor t = Tensor::empty(inf.shape, load);
+  if (t.numel() > 0) {
+    Id d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
+    if (H5Dread(d.get(), mem_type(load), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0)
+      LN_H5_FAIL("cannot read dataset '", dataset, "' (", inf.type, ") as ", dtype_name(load), " (truncated file?)");
+  }
+  return load == want ? t : t.to(want);
+}
+
+Tensor H5File::read_rows(const std::string& dataset, std::int64_t start, std::int64_t count,
+                         std::optional<DType> as) const {
+  const H5DatasetInfo inf = info(dataset);
+  if (!inf.numeric) LN_H5_FAIL("dataset '", dataset, "' is ", inf.type, ", not numeric");
+  if (inf.shape.size() < 1 || start < 0 || count < 0 || start + count > inf.shape[0])
+    LN_H5_FAIL("rows [", start, ", ", start + count, ") out of range for dataset '", dataset, "' ", inf.shape.str());
+  const DType want = as.value_or(inf.dtype);
+  const DType load = mem_type(want) >= 0 ? want : DType::f32;
+  Shape s = inf.shape;
+  s[0] = count;
+  Tensor t = Tensor::empty(s, load);
+  if (t.numel() > 0) {
+    Id d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
+    Id fspace(H5Dget_space(d.get()));
+    std::vector<hsize_t> off(static_cast<std::size_t>(s.size()), 0), cnt(static_cast<std::size_t>(s.size()));
+    off[0] = static_cast<hsize_t>(start);
+    for (int i = 0; i < s.size(); ++i) cnt[i] = static_cast<hsize_t>(s[i]);
+    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, off.data(), nullptr, cnt.data(), nullptr);
+    Id mspace(H5Screate_simple(s.size(), cnt.data(), nullptr));
+    if (H5Dread(d.get(), mem_type(load), mspace.get(), fspace.get(), H5P_DEFAULT, t.data_ptr()) < 0)
+      LN_H5_FAIL("cannot read rows of dataset '", dataset, "' (truncated file?)");
+  }
+  return load == want ? t : t.to(want);
+}
+
+namespace {
+// Link-creation property list that creates missing intermediate groups.
+Id intermediate_groups() {
+  Id lcpl(H5Pcreate(H5P_LINK_CREATE));
+  H5Pset_create_intermediate_group(lcpl.get(), 1);
+  return lcpl;
+}
+}  // namespace
+
+void H5File::write(const std::string& dataset, const Tensor& t_in) {
+  LN_CHECK(t_in.defined(), path_, ": writing an undefined tensor to '", dataset, "'");
+  Tensor t = t_in.to(Device::cpu());
+  if (t.dtype() == DType::bf16 || t.dtype() == DType::f16) t = t.to(DType::f32);
+  const hid_t mt = mem_type(t.dtype());
+  if (exists(dataset)) H5Ldelete(id_, dataset.c_str(), H5P_DEFAULT);
+  std::vector<hsize_t> dims;
+  for (std::int64_t d : t.shape()) dims.push_back(static_cast<hsize_t>(d));
+  Id space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+  const hid_t file_type = t.dtype() == DType::f32 ? H5T_IEEE_F32LE
+                          : t.dtype() == DType::i32 ? H5T_STD_I32LE
+                          : t.dtype() == DType::i64 ? H5T_STD_I64LE
+                                                    : H5T_STD_U8LE;
+  Id lcpl = intermediate_groups();
+  Id d(H5Dcreate2(id_, dataset.c_str(), file_type, space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT));
+  if (!d.ok()) LN_H5_FAIL("cannot create dataset '", dataset, "'");
+  if (t.numel() > 0 && H5Dwrite(d.get(), mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0)
+    LN_H5_FAIL("cannot write dataset '", dataset, "' (disk full?)");
+}
+
+namespace {
+// Reads `n` strings of a dataset or attribute whose file type is `type` via `reader(memtype, buffer)`.
+std::vector<std::string> read_string_values(hid_t type, std::size_t n, hid_t space,
+                                            const std::function<herr_t(hid_t, void*)>& reader, bool* ok) {
+  std::vector<std::string> out;
+  *ok = false;
+  if (H5Tget_class(type) != H5T_STRING) return out;
+  Id mt(H5Tcopy(H5T_C_S1));
+  H5Tset_cset(mt.get(), H5Tget_cset(type));
+  if (H5Tis_variable_str(type) > 0) {
+    H5Tset_size(mt.get(), H5T_VARIABLE);
+    std::vector<char*> buf(n, nullptr);
+    if (n > 0 && reader(mt.get(), buf.data()) < 0) return out;
+    for (char* s : buf) out.emplace_back(s ? s : "");
+    if (n > 0) H5Dvlen_reclaim(mt.get(), space, H5P_DEFAULT, buf.data());
+  } else {
+    const std::size_t len = H5Tget_size(type);
+    H5Tset_size(mt.get(), len);
+    std::vector<char> buf(n * len + 1, '\0');
+    if (n > 0 && reader(mt.get(), buf.data()) < 0) return out;
+    for (std::size_t i = 0; i < n; ++i) {
+      std::string s(buf.data() + i * len, len);
+      const std::size_t end = s.find('\0');
+      if (end != std::string::npos) s.resize(end);
+      while (!s.empty() && s.back() == ' ') s.pop_back();
+      out.push_back(s);
+    }
+  }
+  *ok = true;
+  return out;
+}
+
+Id vlen_utf8() {
+  Id t(H5Tcopy(H5T_C_S1));
+  H5Tset_size(t.get(), H5T_VARIABLE);
+  H5Tset_cset(t.get(), H5T_CSET_UTF8);
+  return t;
+}
+}  // namespace
+
+std::vector<std::string> H5File::read_strings(const std::string& dataset, std::int64_t max_elements) const {
+  if (!exists(dataset)) LN_H5_FAIL("no dataset '", dataset, "'");
+  Id d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
+  if (!d.ok()) LN_H5_FAIL("'", dataset, "' is not a dataset");
+  Id space(H5Dget_space(d.get()));
+  Id type(H5Dget_type(d.get()));
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0 || n > max_elements) LN_H5_FAIL("dataset '", dataset, "' declares ", n, " strings, more than allowed");
+  bool ok = false;
+  auto v = read_string_values(type.get(), static_cast<std::size_t>(n), space.get(),
+                              [&](hid_t mt, void* buf) { return H5Dread(d.get(), mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf); },
+                              &ok);
+  if (!ok) LN_H5_FAIL("dataset '", dataset, "' is not a string dataset (or cannot be read)");
+  return v;
+}
+
+void H5File::write_strings(const std::string& dataset, const std::vector<std::string>& values) {
+  if (exists(dataset)) H5Ldelete(id_, dataset.c_str(), H5P_DEFAULT);
+  const hsize_t n = values.size();
+  Id space(H5Screate_simple(1, &n, nullptr));
+  Id type = vlen_utf8();
+  Id lcpl = intermediate_groups();
+  Id d(H5Dcreate2(id_, dataset.c_str(), type.get(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT));
+  if (!d.ok()) LN_H5_FAIL("cannot create dataset '", dataset, "'");
+  std::vector<const char*> ptrs;
+  for (const auto& s : values) ptrs.push_back(s.c_str());
+  if (n > 0 && H5Dwrite(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
+    LN_H5_FAIL("cannot write dataset '", dataset, "' (disk full?)");
+}
+
+bool H5File::has_attr(const std::string& object, const std::string& name) const {
+  if (!exists(object)) return false;
+  return H5Aexists_by_name(id_, norm(object).c_str(), name.c_str(), H5P_DEFAULT) > 0;
+}
+
+std::vector<std::string> H5File::read_string_list_attr(const std::string& object, const std::string& name) const {
+  if (!has_attr(object, name)) LN_H5_FAIL("'", object, "' has no attribute '", name, "'");
+  Id a(H5Aopen_by_name(id_, norm(object).c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+  Id space(H5Aget_space(a.get()));
+  Id type(H5Aget_type(a.get()));
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0 || n > (1 << 24)) LN_H5_FAIL("attribute '", name, "' of '", object, "' is too large");
+  if (n == 0) return {};  // e.g. Keras' empty weight_names, whatever its element type
+  bool ok = false;
+  auto v = read_string_values(type.get(), static_cast<std::size_t>(n), space.get(),
+                              [&](hid_t mt, void* buf) { return H5Aread(a.get(), mt, buf); }, &ok);
+  if (!ok) LN_H5_FAIL("attribute '", name, "' of '", object, "' is not a string");
+  return v;
+}
+
+std::string H5File::read_string_attr(const std::string& object, const std::string& name) const {
+  auto v = read_string_list_attr(object, name);
+  if (v.size() != 1) LN_H5_FAIL("attribute '", name, "' of '", object, "' holds ", v.size(), " strings, expected one");
+  return v[0];
+}
+
+std::int64_t H5File::read_int_attr(const std::string& object, const std::string& name) const {
+  if (!has_attr(object, name)) LN_H5_FAIL("'", object, "' has no attribute '", name, "'");
+  Id a(H5Aopen_by_name(id_, norm(object).c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT));
+  Id type(H5Aget_type(a.get()));
+  Id space(H5Aget_space(a.get()));
+  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Sget_simple_extent_npoints(space.get()) != 1)
+    LN_H5_FAIL("attribute '", name, "' of '", object, "' is not an integer");
+  std::int64_t v = 0;
+  if (H5Aread(a.get(), H5T_NATIVE_INT64, &v) < 0) LN_H5_FAIL("cannot read attribute '", name, "' of '", object, "'");
+  return v;
+}
+
+namespace {
+void delete_attr_if_exists(hid_t file, const std::string& object, const std::string& name) {
+  if (H5Aexists_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT) > 0)
+    H5Adelete_by_name(file, object.c_str(), name.c_str(), H5P_DEFAULT);
+}
+}  // namespace
+
+void H5File::write_string_attr(const std::string& object, const std::string& name, const std::string& value) {
+  const std::string o = norm(object);
+  if (!exists(o)) LN_H5_FAIL("no object '", object, "' to attach attribute '", name, "' to");
+  delete_attr_if_exists(id_, o, name);
+  Id space(H5Screate(H5S_SCALAR));
+  Id type = vlen_utf8();
+  Id a(H5Acreate_by_name(id_, o.c_str(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  const char* p = value.c_str();
+  if (!a.ok() || H5Awrite(a.get(), type.get(), &p) < 0) LN_H5_FAIL("cannot write attribute '", name, "'");
+}
+
+void H5File::write_string_list_attr(const std::string& object, const std::string& name,
+                                    const std::vector<std::string>& v) {
+  const std::string o = norm(object);
+  if (!exists(o)) LN_H5_FAIL("no object '", object, "' to attach attribute '", name, "' to");
+  delete_attr_if_exists(id_, o, name);
+  const hsize_t n = v.size();
+  Id space(H5Screate_simple(1, &n, nullptr));
+  Id type = vlen_utf8();
+  Id a(H5Acreate_by_name(id_, o.c_str(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  std::vector<const char*> ptrs;
+  for (const auto& s : v) ptrs.push_back(s.c_str());
+  if (!a.ok() || (n > 0 && H5Awrite(a.get(), type.get(), ptrs.data()) < 0))
+    LN_H5_FAIL("cannot write attribute '", name, "'");
+}
+
+void H5File::write_int_attr(const std::string& object, const std::string& name, std::int64_t value) {
+  const std::string o = norm(object);
+  if (!exists(o)) LN_H5_FAIL("no object '", object, "' to attach attribute '", name, "' to");
+  delete_attr_if_exists(id_, o, name);
+  Id space(H5Screate(H5S_SCALAR));
+  Id a(H5Acreate_by_name(id_, o.c_str(), name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  if (!a.ok() || H5Awrite(a.get(), H5T_NATIVE_INT64, &value) < 0) LN_H5_FAIL("cannot write attribute '", name, "'");
+}
+
+void write_file_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  std::error_code ec;
+  LN_CHECK(fs::is_directory(dir, ec), path, ": directory ", dir.string(), " does not exist");
+  const std::string tmp = (dir / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
+  try {
+    write(tmp);
+    // Make the bytes durable before the rename makes them visible.
+    const int fd = ::open(tmp.c_str(), O_RDONLY);
+    LN_CHECK(fd >= 0, path, ": cannot reopen the temporary file ", tmp);
+    const int rc = ::fsync(fd);
+    ::close(fd);
+    LN_CHECK(rc == 0, path, ": fsync failed (disk full?)");
+    LN_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, path, ": cannot replace the file (", std::strerror(errno), ")");
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  } catch (...) {
+    fs::remove(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace livernet::io
