@@ -285,6 +285,7 @@ std::vector<std::string> read_string_values(hid_t type, std::size_t n, hid_t spa
   } else {
     const std::size_t len = H5Tget_size(type);
     H5Tset_size(mt.get(), len);
+    H5Tset_strpad(mt.get(), H5Tget_strpad(type));  // NULLPAD (numpy 'S') must not become NULLTERM: that drops a character
     std::vector<char> buf(n * len + 1, '\0');
     if (n > 0 && reader(mt.get(), buf.data()) < 0) return out;
     for (std::size_t i = 0; i < n; ++i) {

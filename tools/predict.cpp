@@ -1,0 +1,143 @@
+// tools/predict: class probabilities (or logits) of a trained model for images in .npy, .png or a
+// dataset .h5, written as CSV: a header, then one row per image (its id, then one value per class).
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/autograd.h"
+#include "io/hdf5.h"
+#include "io/image.h"
+#include "io/preprocess.h"
+#include "io/weights.h"
+#include "kernels/nn.h"
+#include "tools/common/tool.h"
+
+using namespace livernet;
+
+namespace {
+
+struct Batch {
+  Tensor images;  // [N, H, W, C] scaled for the model
+  std::vector<std::string> ids;
+};
+
+std::string extension(const std::string& path) {
+  std::string e = std::filesystem::path(path).extension().string();
+  for (char& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return e;
+}
+
+Batch load(const std::string& path, bool preprocess, const io::HuWindow& window, float png_offset) {
+  const std::string ext = extension(path);
+  Batch b;
+  if (ext == ".npy") {
+    Tensor x = io::read_npy(path).to(DType::f32);
+    if (x.dim() == 2) x = x.reshape({1, x.size(0), x.size(1), 1});
+    else if (x.dim() == 3) x = x.reshape({x.size(0), x.size(1), x.size(2), 1});
+    LN_CHECK(x.dim() == 4, path, ": expected an array of shape (N, H, W, C), (N, H, W) or (H, W), got ", x.shape().str());
+    if (preprocess) x = io::apply_window(x, window);
+    for (float v : x.to_vector<float>())
+      LN_CHECK(std::isfinite(v), path, ": the array contains NaN or infinity");
+    b.images = x;
+    for (std::int64_t i = 0; i < x.size(0); ++i) b.ids.push_back(std::to_string(i));
+  } else if (ext == ".png") {
+    int depth = 8;
+    Tensor img = io::read_png(path, &depth);
+    if (depth == 16) {
+      Tensor hu = Tensor::empty(img.shape());
+      const float* s = img.data<float>();
+      float* d = hu.data<float>();
+      for (std::int64_t i = 0; i < img.numel(); ++i) d[i] = s[i] - png_offset;
+      img = io::apply_window(hu, window);
+    } else {
+      img = io::scale_8bit(img);
+    }
+    b.images = img.reshape({1, img.size(0), img.size(1), img.size(2)});
+    b.ids.push_back(std::filesystem::path(path).filename().string());
+  } else if (ext == ".h5" || ext == ".hdf5") {
+    io::H5File f = io::H5File::open(path);
+    LN_CHECK(f.is_dataset("images"), path, ": no 'images' dataset (not a livernet dataset file?)");
+    Tensor hu = f.read("images", DType::f32);
+    LN_CHECK(hu.dim() == 3, path, ": 'images' must be (N, H, W) in HU, got ", hu.shape().str());
+    b.images = io::apply_window(hu, window).reshape({hu.size(0), hu.size(1), hu.size(2), 1});
+    if (f.is_dataset("lesion_id")) {
+      b.ids = f.read_strings("lesion_id");
+      LN_CHECK(static_cast<std::int64_t>(b.ids.size()) == hu.size(0), path, ": ", b.ids.size(), " lesion ids for ",
+               hu.size(0), " images");
+    } else {
+      for (std::int64_t i = 0; i < hu.size(0); ++i) b.ids.push_back(std::to_string(i));
+    }
+  } else {
+    LN_FAIL(path, ": unsupported input type '", ext, "' (expected .npy, .png or a dataset .h5)");
+  }
+  return b;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app("Runs a trained model on images and writes one CSV row per image: its id, then the probability\n"
+               "(or, with --logits, the logit) of each class.",
+               "predict");
+  std::string weights, output = "-", device = "auto";
+  std::vector<std::string> inputs;
+  bool logits = false, preprocess = false;
+  int batch = 16;
+  io::HuWindow window;
+  float png_offset = 32768.f;
+  app.add_option("--weights,-w", weights, "livernet weight file (from tools/train or tools/convert_weights)")->required();
+  app.add_option("--input,-i", inputs,
+                 ".npy float32 (N,H,W,C) model input as-is (HU with --preprocess), .png (8-bit: 0..255; 16-bit: HU + "
+                 "offset), or a dataset .h5 (HU)")
+      ->required();
+  app.add_option("--output,-o", output, "CSV file ('-' = standard output)");
+  app.add_flag("--logits", logits, "write logits instead of probabilities");
+  app.add_flag("--preprocess", preprocess, "treat .npy values as HU: apply the window and scale to [-1, 1]");
+  app.add_option("--window-level", window.level, "HU window level")->capture_default_str();
+  app.add_option("--window-width", window.width, "HU window width")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--png-hu-offset", png_offset, "16-bit PNG sample = HU + offset")->capture_default_str();
+  app.add_option("--device", device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--batch", batch, "images per forward pass")->capture_default_str()->check(CLI::Range(1, 4096));
+  return tools::run(app, argc, argv, [&] {
+    const Device dev = tools::resolve_device(device);
+    auto model = io::load_model(weights);
+    const ModelConfig& cfg = model->config();
+    LN_CHECK(cfg.num_classes > 0, weights, ": the model has no classifier (a backbone-only file)");
+    model->to(dev);
+    model->eval();
+    NoGradGuard ng;
+    std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> header{"id"};
+    for (int k = 0; k < cfg.num_classes; ++k) {
+      const std::string name = k < static_cast<int>(cfg.class_names.size()) ? cfg.class_names[k] : str_cat("class", k);
+      header.push_back((logits ? "logit_" : "prob_") + name);
+    }
+    rows.push_back(header);
+    for (const std::string& in : inputs) {
+      Batch b = load(in, preprocess, window, png_offset);
+      Tensor x = b.images;
+      if (cfg.input_size > 0 && (x.size(1) != cfg.input_size || x.size(2) != cfg.input_size))
+        x = io::resize_bilinear(x, cfg.input_size, cfg.input_size);
+      LN_CHECK(x.size(1) >= 75 && x.size(2) >= 75, in, ": images are ", x.size(1), "x", x.size(2),
+               ", smaller than the model's minimum 75x75");
+      for (std::int64_t s = 0; s < x.size(0); s += batch) {
+        const std::int64_t e = std::min<std::int64_t>(x.size(0), s + batch);
+        Tensor out = (*model)(x.slice0(s, e).to(dev));
+        if (!logits) out = kernels::softmax(out);
+        const std::vector<float> v = out.to_vector<float>();
+        for (std::int64_t i = s; i < e; ++i) {
+          std::vector<std::string> row{b.ids[static_cast<std::size_t>(i)]};
+          for (int k = 0; k < cfg.num_classes; ++k) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%.6g", v[static_cast<std::size_t>((i - s) * cfg.num_classes + k)]);
+            row.push_back(buf);
+          }
+          rows.push_back(row);
+        }
+      }
+    }
+    tools::write_csv(output, rows);
+    if (output != "-") std::fprintf(stderr, "predict: %zu images -> %s\n", rows.size() - 1, output.c_str());
+    return 0;
+  });
+}
