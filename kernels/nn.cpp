@@ -13,6 +13,11 @@ namespace {
 
 std::atomic<bool> g_allow_tf32{false};
 std::atomic<bool> g_deterministic{false};
+std::atomic<std::uint64_t> g_flops{0};
+
+void count_conv_flops(const Shape& y, const Shape& w) {
+  g_flops += 2ull * static_cast<std::uint64_t>(y.numel()) * static_cast<std::uint64_t>(w[1] * w[2] * w[3]);
+}
 
 void check_float(const char* op, const Tensor& t, const char* which) {
   LN_CHECK(t.defined(), op, ": ", which, " is undefined");
@@ -37,6 +42,8 @@ void check_scalar_f32(const char* op, const Tensor& t, const char* which) {
 
 }  // namespace
 
+std::uint64_t flop_count() { return g_flops; }
+void reset_flop_count() { g_flops = 0; }
 void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }
 void set_deterministic(bool on) { g_deterministic = on; }
@@ -78,6 +85,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
   }
   Tensor y = Tensor::empty(ys, x.dtype(), x.device());
   if (y.numel() == 0) return y;
+  count_conv_flops(ys, w.shape());
   LN_DISPATCH(x.device(), conv2d_forward, x, w, bias, p, y);
   return y;
 }
@@ -89,6 +97,7 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
            ys.str());
   check_same_device("conv2d backward", dy, w);
   Tensor dx = Tensor::empty(x_shape, dy.dtype(), dy.device());
+  count_conv_flops(ys, w.shape());
   LN_DISPATCH(dy.device(), conv2d_backward_data, dy, w.dtype() == dy.dtype() ? w : w.to(dy.dtype()), p, dx);
   return dx;
 }
@@ -101,6 +110,7 @@ void conv2d_backward_weights(const Tensor& dy, const Tensor& x, const Conv2dPara
            ys.str());
   check_same_device("conv2d backward", dy, x);
   check_same_device("conv2d backward", dy, dw);
+  count_conv_flops(ys, dw.shape());
   if (dw.dtype() == dy.dtype()) {
     LN_DISPATCH(dy.device(), conv2d_backward_weights, dy, x.dtype() == dy.dtype() ? x : x.to(dy.dtype()), p, dw);
   } else {
@@ -361,6 +371,7 @@ void gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float al
     else axpby(0.f, c, beta, c);
     return;
   }
+  g_flops += 2ull * static_cast<std::uint64_t>(m) * static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(k);
   LN_DISPATCH(a.device(), gemm, a, trans_a, b, trans_b, alpha, beta, c);
 }
 

@@ -53,6 +53,11 @@ bool allow_tf32();
 void set_deterministic(bool on);
 bool deterministic();
 
+// Floating-point operations issued by conv2d (forward, backward data, backward weights) and gemm, counted
+// as 2 per multiply-add, since the last reset (process-wide; for benchmarks' MFU figures).
+std::uint64_t flop_count();
+void reset_flop_count();
+
 // ---- batch normalisation (per channel = last dimension; statistics in f32) -------------------------------
 struct BatchNormState {
   Tensor save_mean;    // [C] f32: batch mean (train) or running mean (eval)

@@ -1,0 +1,190 @@
+// The command-line tools end to end: exit codes, one-line errors, and outputs checked against the
+// library (predict's CSV against the model's own probabilities).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "io/hdf5.h"
+#include "io/image.h"
+#include "io/preprocess.h"
+#include "io/weights.h"
+#include "kernels/nn.h"
+#include "test_util.h"
+
+using namespace livernet;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int rc;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+class Tools : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("livernet_tools_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  Result run(const std::string& tool, const std::string& args) const {
+    const std::string cmd = std::string(LIVERNET_TOOLS_DIR) + "/" + tool + " " + args + " > " + path("stdout") + " 2> " +
+                            path("stderr");
+    const int status = std::system(cmd.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(path("stdout")), slurp(path("stderr"))};
+  }
+  fs::path dir_;
+};
+
+// Number of lines in a string (a one-line error ends with exactly one newline).
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+std::vector<std::vector<std::string>> read_csv(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> row;
+    std::stringstream ls(line);
+    std::string cell;
+    while (std::getline(ls, cell, ',')) row.push_back(cell);
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_F(Tools, HelpAndArgumentErrors) {
+  for (const char* tool : {"convert_weights", "predict", "bench", "info"}) {
+    const Result r = run(tool, "--help");
+    EXPECT_EQ(r.rc, 0) << tool;
+    EXPECT_NE(r.out.find("sage"), std::string::npos) << tool << ": " << r.out;
+  }
+  const Result r = run("predict", "--weights");
+  EXPECT_EQ(r.rc, 2);
+  const Result unknown = run("convert_weights", "--from caffe x.h5 -o y.h5");
+  EXPECT_EQ(unknown.rc, 2);
+}
+
+TEST_F(Tools, ConvertWeightsReportsBadInputOnOneLine) {
+  std::ofstream(path("junk.h5")) << "junk";
+  const Result r = run("convert_weights", "--from keras " + path("junk.h5") + " -o " + path("out.h5"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("junk.h5: not an HDF5 file"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(path("out.h5")));
+}
+
+TEST_F(Tools, PredictMatchesTheModelOnNpyPngAndDatasets) {
+  ModelConfig cfg;
+  cfg.head_hidden = {8};
+  cfg.num_classes = 2;
+  cfg.class_names = {"cyst", "metastasis"};
+  cfg.input_size = 80;
+  init::set_seed(4);
+  LesionClassifier model(cfg);
+  model.eval();
+  io::save_weights(model, cfg, path("w.h5"));
+
+  // .npy, already scaled: 3 grey images at the model's size.
+  const Tensor x = Tensor::rand(Shape{3, 80, 80, 1}, 9, 0, -1.f, 1.f);
+  io::write_npy(path("x.npy"), x);
+  Result r = run("predict", "--weights " + path("w.h5") + " --input " + path("x.npy") + " -o " + path("p.csv") + " --device cpu");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto rows = read_csv(slurp(path("p.csv")));
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"id", "prob_cyst", "prob_metastasis"}));
+  NoGradGuard ng;
+  const std::vector<float> want = kernels::softmax(model(x)).to_vector<float>();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(rows[i + 1][0], std::to_string(i));
+    for (int k = 0; k < 2; ++k) EXPECT_NEAR(std::stod(rows[i + 1][k + 1]), want[i * 2 + k], 1e-5);
+  }
+  // --logits to standard output.
+  r = run("predict", "--weights " + path("w.h5") + " --input " + path("x.npy") + " --logits --device cpu");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  rows = read_csv(r.out);
+  const std::vector<float> logits = model(x).to_vector<float>();
+  EXPECT_EQ(rows[0][1], "logit_cyst");
+  EXPECT_NEAR(std::stod(rows[2][2]), logits[3], 1e-4);
+
+  // An 8-bit PNG of another size: scaled to [-1, 1] and resized to 80x80.
+  std::vector<float> px(100 * 90);
+  for (std::size_t i = 0; i < px.size(); ++i) px[i] = static_cast<float>((i * 7) % 256);
+  io::write_png(path("img.png"), Tensor::from_vector(px, Shape{100, 90, 1}));
+  r = run("predict", "--weights " + path("w.h5") + " --input " + path("img.png") + " --device cpu");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  rows = read_csv(r.out);
+  const Tensor png_in = io::resize_bilinear(io::scale_8bit(Tensor::from_vector(px, Shape{1, 100, 90, 1})), 80, 80);
+  EXPECT_EQ(rows[1][0], "img.png");
+  EXPECT_NEAR(std::stod(rows[1][2]), kernels::softmax(model(png_in)).to_vector<float>()[1], 1e-5);
+
+  // A dataset file in HU with lesion ids.
+  {
+    io::H5File f = io::H5File::create(path("d.h5"));
+    f.write("images", Tensor::rand(Shape{2, 80, 80}, 3, 0, -200.f, 300.f));
+    f.write_strings("lesion_id", {"L-7", "L-9"});
+  }
+  r = run("predict", "--weights " + path("w.h5") + " --input " + path("d.h5") + " --device cpu");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  rows = read_csv(r.out);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[2][0], "L-9");
+  const Tensor hu = io::H5File::open(path("d.h5")).read("images");
+  const Tensor win = io::apply_window(hu, {}).reshape({2, 80, 80, 1});
+  EXPECT_NEAR(std::stod(rows[2][1]), kernels::softmax(model(win)).to_vector<float>()[2], 1e-5);
+}
+
+TEST_F(Tools, PredictRefusesBadInputsWithOneLine) {
+  ModelConfig cfg;
+  cfg.head_hidden = {};
+  cfg.input_size = 0;
+  init::set_seed(1);
+  LesionClassifier model(cfg);
+  io::save_weights(model, cfg, path("w.h5"));
+  std::ofstream(path("a.txt")) << "x";
+  io::write_npy(path("small.npy"), Tensor::zeros(Shape{1, 50, 50, 1}));
+  io::write_npy(path("nan.npy"), Tensor::full(Shape{1, 80, 80, 1}, NAN));
+  const std::pair<std::string, std::string> cases[] = {
+      {"--input " + path("a.txt"), "unsupported input type '.txt'"},
+      {"--input " + path("missing.npy"), "missing.npy: cannot open"},
+      {"--input " + path("small.npy"), "smaller than the model's minimum 75x75"},
+      {"--input " + path("nan.npy"), "contains NaN"},
+  };
+  for (const auto& [args, msg] : cases) {
+    const Result r = run("predict", "--weights " + path("w.h5") + " " + args + " --device cpu -o " + path("out.csv"));
+    EXPECT_EQ(r.rc, 1) << args;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(msg), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(path("out.csv")));
+  }
+  const Result gpu = run("predict", "--weights " + path("w.h5") + " --input " + path("small.npy") + " --device cuda:7");
+  EXPECT_EQ(gpu.rc, 1);
+  EXPECT_NE(gpu.err.find("cuda:7"), std::string::npos) << gpu.err;
+}
+
+TEST_F(Tools, BenchWritesJson) {
+  const Result r = run("bench", "--model inception_v3 --classes 3 --device cpu --batch 1 --size 75 --iters 1 --warmup 0 "
+                                "--train --no-per-block --json " + path("b.json"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto j = nlohmann::json::parse(slurp(path("b.json")));
+  EXPECT_GT(j["images_per_s"].get<double>(), 0);
+  EXPECT_GT(j["peak_memory_bytes"].get<double>(), 1e6);
+  EXPECT_GT(j["gflop_per_step"].get<double>(), 0.5);
+  EXPECT_NE(r.out.find("images/s"), std::string::npos);
+}
