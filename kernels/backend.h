@@ -10,6 +10,7 @@
 #include "kernels/math.h"
 #include "kernels/nn.h"
 #include "kernels/ops.h"
+#include "kernels/optim_math.h"
 
 #define LN_BACKEND_ELEMENTWISE_DECLS                                                                   \
   void fill(Tensor& t, double value);                                                                  \
@@ -71,15 +72,24 @@
   void bce(const Tensor& probs, const Tensor& targets, Tensor& loss);                                   \
   void bce_backward(const Tensor& dloss, const Tensor& probs, const Tensor& targets, Tensor& dprobs);
 
+// Optimizer updates (f32 parameters, gradients and state, in place).
+#define LN_BACKEND_OPTIM_DECLS                                                                          \
+  void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buf, const SgdHyper& h);          \
+  void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamHyper& h);        \
+  /* out[0] = sum of squares of x (f32), out[1] = 1 if any element is not finite else 0 */             \
+  void grad_stats(const Tensor& x, Tensor& out);
+
 namespace livernet::kernels {
 namespace cpu {
 LN_BACKEND_ELEMENTWISE_DECLS
 LN_BACKEND_NN_DECLS
+LN_BACKEND_OPTIM_DECLS
 }
 #if defined(LIVERNET_WITH_CUDA)
 namespace cuda {
 LN_BACKEND_ELEMENTWISE_DECLS
 LN_BACKEND_NN_DECLS
+LN_BACKEND_OPTIM_DECLS
 }
 #endif
 
