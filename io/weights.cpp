@@ -41,13 +41,15 @@ Tensor permute(const Tensor& t_in, const std::vector<int>& perm) {
 Tensor to_file_layout(const Tensor& t) { return t.dim() == 4 ? permute(t, {0, 3, 1, 2}) : t.to(Device::cpu()).to(DType::f32); }
 Tensor from_file_layout(const Tensor& t) { return t.dim() == 4 ? permute(t, {0, 2, 3, 1}) : t; }
 
-void save_weights(Module& model, const ModelConfig& config, const std::string& path) {
+void save_weights(Module& model, const ModelConfig& config, const std::string& path,
+                  const std::function<void(H5File&)>& extra, const char* format) {
   write_file_atomically(path, [&](const std::string& tmp) {
     H5File f = H5File::create(tmp);
-    f.write_string_attr("/", "format", kWeightsFormat);
+    f.write_string_attr("/", "format", format);
     f.write_int_attr("/", "format_version", kWeightsFormatVersion);
     f.write_string_attr("/", "model", config.to_json());
     for (auto& named : model.named_state()) f.write(dataset_path(named.name), to_file_layout(*named.tensor));
+    if (extra) extra(f);
     f.close();
   });
 }
@@ -58,7 +60,7 @@ namespace {
 void check_format(const H5File& f) {
   if (f.has_attr("/", "format")) {
     const std::string fmt = f.read_string_attr("/", "format");
-    LN_CHECK(fmt == kWeightsFormat, f.path(), ": a '", fmt, "' file, not livernet weights");
+    LN_CHECK(fmt == kWeightsFormat || fmt == kCheckpointFormat, f.path(), ": a '", fmt, "' file, not livernet weights");
     const std::int64_t v = f.read_int_attr("/", "format_version");
     LN_CHECK(v >= 1 && v <= kWeightsFormatVersion, f.path(), ": weight format version ", v,
              " is not supported by this livernet (which reads up to ", kWeightsFormatVersion, ")");
@@ -102,7 +104,8 @@ LoadReport load_weights(Module& model, const std::string& path, const LoadOption
   check_format(f);
   LoadReport report;
   std::set<std::string> file_sets;
-  for (const std::string& d : f.datasets()) file_sets.insert(d);
+  for (const std::string& d : f.datasets())
+    if (d.rfind("optimizer/", 0) != 0 && d.rfind("trainer/", 0) != 0) file_sets.insert(d);  // checkpoint extras
   std::set<std::string> used;
   // Validate everything before changing anything, so a failed load leaves the model untouched.
   std::vector<std::pair<Tensor*, Tensor>> staged;

@@ -4,6 +4,7 @@
 // linear weights (out, in). Loading checks every name, shape and dtype and names the first mismatch.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,9 @@ namespace livernet::io {
 
 constexpr int kWeightsFormatVersion = 1;
 constexpr const char* kWeightsFormat = "livernet-weights";
+// A checkpoint is a weight file (same layout, readable by load_weights) with the training state added
+// under /optimizer and /trainer.
+constexpr const char* kCheckpointFormat = "livernet-checkpoint";
 
 // "a.b.c" -> "a/b/c"
 std::string dataset_path(const std::string& dotted_name);
@@ -25,8 +29,11 @@ Tensor permute(const Tensor& t, const std::vector<int>& perm);
 Tensor to_file_layout(const Tensor& engine_tensor);
 Tensor from_file_layout(const Tensor& file_tensor);
 
-// Writes every parameter and buffer of `model` with the model's configuration, atomically.
-void save_weights(Module& model, const ModelConfig& config, const std::string& path);
+class H5File;
+// Writes every parameter and buffer of `model` with the model's configuration, atomically. `extra`, when
+// given, adds more to the file before it is committed (checkpoints: format = kCheckpointFormat).
+void save_weights(Module& model, const ModelConfig& config, const std::string& path,
+                  const std::function<void(H5File&)>& extra = {}, const char* format = kWeightsFormat);
 
 struct LoadOptions {
   // Strict: every model tensor must be in the file and every file tensor in the model.

@@ -55,7 +55,7 @@ Tensor ConvBnReLU::forward(const Tensor& x) { return bn->forward(conv->forward(x
 Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool with_bias) : Module("Linear") {
   LN_CHECK(in_features > 0 && out_features > 0, "Linear: sizes must be positive");
   weight = Tensor::empty(Shape{out_features, in_features});
-  init::kaiming_normal_(weight, init::next());
+  init::xavier_uniform_(weight, init::next());  // Keras' Dense default (the paper's code is Keras)
   register_parameter("weight", &weight);
   if (with_bias) {
     bias = Tensor::zeros(Shape{out_features});

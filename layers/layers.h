@@ -44,6 +44,7 @@ class ConvBnReLU : public Module {
   BatchNorm2d* bn;
 };
 
+// Weights Glorot-uniform (Keras' default), bias zero.
 class Linear : public Module {
  public:
   Linear(std::int64_t in_features, std::int64_t out_features, bool bias = true);

@@ -34,8 +34,9 @@ struct ModelConfig {
   // The square input size the model was trained at (inputs of other sizes are resized to it by the
   // tools); 0 = use inputs as they come. Any size >= 75 runs.
   int input_size = 299;
-  // BN momentum as the weight of the new batch (Keras 0.99 == 0.01 here) and epsilon.
-  float bn_momentum = 0.01f;
+  // BN momentum as the weight of the new batch (PyTorch's convention and default; Keras' 0.99 is 0.01
+  // here, which adapts the running statistics too slowly for short fine-tuning runs) and epsilon.
+  float bn_momentum = 0.1f;
   float bn_eps = 1e-3f;
 
   // JSON round trip; from_json rejects unknown keys and bad values with a clear message.

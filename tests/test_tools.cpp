@@ -188,3 +188,50 @@ TEST_F(Tools, BenchWritesJson) {
   EXPECT_GT(j["gflop_per_step"].get<double>(), 0.5);
   EXPECT_NE(r.out.find("images/s"), std::string::npos);
 }
+
+TEST_F(Tools, TrainEvaluateEndToEndAndItsErrors) {
+  Result r = run("make_phantoms", "-o " + path("train.h5") + " --patients 8 --max-lesions 3 --size 32 --seed 2");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run("make_phantoms", "-o " + path("test.h5") + " --patients 3 --max-lesions 3 --size 32 --seed 9");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  std::ofstream(path("tiny.yaml")) << "data:\n  input_size: 75\nmodel:\n  head_hidden: [8]\ntrain:\n  batch_size: 4\n"
+                                      "  epochs: 1\ncv:\n  folds: 2\nruntime:\n  device: cpu\n";
+  const std::string run_dir = path("run");
+  r = run("train", "-c " + path("tiny.yaml") + " --data " + path("train.h5") + " -o " + run_dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  for (const char* f : {"config.yaml", "splits.json", "metrics.json", "predictions.csv", "log.txt", "fold_0/best.h5",
+                        "fold_1/checkpoint.h5", "fold_1/history.csv"})
+    EXPECT_TRUE(fs::exists(run_dir + "/" + f)) << f;
+  const auto metrics = nlohmann::json::parse(slurp(run_dir + "/metrics.json"));
+  for (const char* k : {"accuracy", "precision", "recall", "specificity", "f1", "auc"}) EXPECT_TRUE(metrics.contains(k)) << k;
+  EXPECT_EQ(metrics["folds"].size(), 2u);
+  const auto rows = read_csv(slurp(run_dir + "/predictions.csv"));
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"lesion_id", "patient_id", "fold", "label", "prob_cyst", "prob_metastasis"}));
+  // Never overwrites a run without --force; resuming a finished run just reports it.
+  r = run("train", "-c " + path("tiny.yaml") + " --data " + path("train.h5") + " -o " + run_dir);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("--resume"), std::string::npos) << r.err;
+  r = run("train", "--resume " + run_dir);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("already done"), std::string::npos);
+  // Evaluate the fold models on a held-out set.
+  r = run("evaluate", "--run " + run_dir + " --data " + path("test.h5") + " --device cpu");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(fs::exists(run_dir + "/evaluation_test/metrics.json"));
+  EXPECT_NE(r.out.find("pooled"), std::string::npos) << r.out;
+}
+
+TEST_F(Tools, TrainRejectsBadConfigurationsAndData) {
+  ASSERT_EQ(run("make_phantoms", "-o " + path("one.h5") + " --patients 1 --size 32").rc, 0);
+  std::ofstream(path("typo.yaml")) << "train:\n  learnin_rate: 0.1\n";
+  Result r = run("train", "-c " + path("typo.yaml") + " --data " + path("one.h5") + " -o " + path("r1"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("unknown key 'learnin_rate'"), std::string::npos) << r.err;
+  r = run("train", "--data " + path("one.h5") + " --size 75 --epochs 1 --device cpu -o " + path("r2"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("1 patient(s) cannot be split into 5"), std::string::npos) << r.err;
+  r = run("train", "--data " + path("missing.h5") + " -o " + path("r3"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("missing.h5: no such file"), std::string::npos) << r.err;
+}

@@ -1,0 +1,67 @@
+// tools/evaluate: applies a run's fold models to an external test set (their probabilities averaged, or
+// one chosen fold) and reports the same metrics as tools/train.
+#include <cstdio>
+#include <filesystem>
+
+#include "io/weights.h"
+#include "tools/common/tool.h"
+#include "tools/common/trainer.h"
+
+using namespace livernet;
+namespace fs = std::filesystem;
+
+int main(int argc, char** argv) {
+  CLI::App app("Evaluates a trained run on a held-out dataset: metrics.json and predictions.csv in OUTPUT.", "evaluate");
+  std::string run, data, output, device = "auto";
+  int fold = 0;
+  app.add_option("--run,-r", run, "the run directory made by tools/train")->required();
+  app.add_option("--data,-d", data, "test dataset .h5 or manifest .csv")->required();
+  app.add_option("--fold", fold, "use only this fold's model (1-based); default: average all folds")->check(CLI::PositiveNumber);
+  app.add_option("--output,-o", output, "where to write (default: RUN/evaluation_<data name>)");
+  app.add_option("--device", device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  return tools::run(app, argc, argv, [&] {
+    LN_CHECK(fs::is_directory(run), run, ": no such run directory");
+    tools::TrainConfig cfg = tools::load_train_config(run + "/config.yaml");
+    const io::Dataset test = io::load_dataset(data, io::ManifestOptions{cfg.window, 32768.f, {}});
+    const Device dev = tools::resolve_device(device);
+    std::vector<int> folds;
+    if (fold) {
+      folds.push_back(fold - 1);
+    } else {
+      for (int k = 0; k < cfg.folds; ++k) folds.push_back(k);
+    }
+    std::vector<std::int64_t> all(static_cast<std::size_t>(test.size()));
+    for (std::int64_t i = 0; i < test.size(); ++i) all[i] = i;
+    std::vector<std::vector<double>> avg;
+    std::vector<std::string> class_names;
+    for (int k : folds) {
+      const std::string w = run + "/fold_" + std::to_string(k) + "/best.h5";
+      LN_CHECK(fs::exists(w), w, ": missing (is the run finished? resume it with tools/train --resume ", run, ")");
+      auto model = io::load_model(w);
+      class_names = model->config().class_names;
+      LN_CHECK(class_names == test.class_names, data, ": classes (", test.class_names.size(), ") differ from the run's (",
+               class_names.size(), "): ", test.class_names.empty() ? "" : test.class_names[0], " ... vs ",
+               class_names.empty() ? "" : class_names[0], " ...");
+      model->to(dev);
+      cfg.model.input_size = model->config().input_size;
+      const auto probs = tools::predict_probs(*model, test, all, cfg, dev, cfg.batch_size);
+      if (avg.empty()) avg.assign(probs.size(), std::vector<double>(probs[0].size(), 0.0));
+      for (std::size_t i = 0; i < probs.size(); ++i)
+        for (std::size_t c = 0; c < probs[i].size(); ++c) avg[i][c] += probs[i][c] / static_cast<double>(folds.size());
+      std::fprintf(stderr, "evaluate: fold %d model applied to %lld lesions\n", k + 1, static_cast<long long>(test.size()));
+    }
+    const int positive = tools::positive_class_index(cfg, test.class_names);
+    tools::FoldResult r;
+    r.fold = fold ? fold - 1 : 0;
+    r.test_indices = all;
+    r.test_probs = avg;
+    r.metrics = tools::compute_metrics(avg, test.labels, positive);
+    if (output.empty()) output = run + "/evaluation_" + fs::path(data).stem().string();
+    fs::create_directories(output);
+    tools::write_results(output, test, {r}, r.metrics, positive,
+                         fold ? str_cat("fold ", fold, " model") : str_cat("average of ", folds.size(), " fold models"));
+    std::printf("%s", tools::metrics_table({}, r.metrics).c_str());
+    std::printf("results: %s/metrics.json, %s/predictions.csv\n", output.c_str(), output.c_str());
+    return 0;
+  });
+}
