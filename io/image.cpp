@@ -221,26 +221,32 @@ Tensor read_png(const std::string& path, int* bit_depth_out) {
   return t;
 }
 
-void write_png(const std::string& path, const Tensor& image_in) {
+namespace {
+// Encodes to any libpng writer (a FILE* or a memory buffer).
+void encode_png_to(const Tensor& image_in, const std::string& what, FILE* fp, std::string* mem) {
   const Tensor image = image_in.to(Device::cpu()).to(DType::f32);
-  LN_CHECK(image.dim() == 3 && (image.size(2) == 1 || image.size(2) == 3), path, ": PNG needs [H, W, 1|3], got ",
+  LN_CHECK(image.dim() == 3 && (image.size(2) == 1 || image.size(2) == 3), what, ": PNG needs [H, W, 1|3], got ",
            image.shape().str());
   const auto h = static_cast<png_uint_32>(image.size(0)), w = static_cast<png_uint_32>(image.size(1));
   const int c = static_cast<int>(image.size(2));
   std::vector<unsigned char> px(static_cast<std::size_t>(h) * w * c);
   const float* src = image.data<float>();
   for (std::size_t i = 0; i < px.size(); ++i) px[i] = static_cast<unsigned char>(std::min(255.f, std::max(0.f, src[i] + 0.5f)));
-  std::unique_ptr<FILE, int (*)(FILE*)> fp(std::fopen(path.c_str(), "wb"), &std::fclose);
-  LN_CHECK(fp, path, ": cannot create");
   std::string err;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
   png_infop info = png_create_info_struct(png);
   std::vector<png_bytep> rows(h);
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_write_struct(&png, &info);
-    LN_FAIL(path, ": PNG write failed (", err, ")");
+    LN_FAIL(what, ": PNG write failed (", err, ")");
   }
-  png_init_io(png, fp.get());
+  if (fp) {
+    png_init_io(png, fp);
+  } else {
+    png_set_write_fn(png, mem, [](png_structp p, png_bytep data, png_size_t n) {
+      static_cast<std::string*>(png_get_io_ptr(p))->append(reinterpret_cast<const char*>(data), n);
+    }, [](png_structp) {});
+  }
   png_set_IHDR(png, info, w, h, 8, c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
@@ -248,6 +254,46 @@ void write_png(const std::string& path, const Tensor& image_in) {
   png_write_image(png, rows.data());
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
+}
+}  // namespace
+
+std::string encode_png(const Tensor& image) {
+  std::string out;
+  encode_png_to(image, "PNG encoder", nullptr, &out);
+  return out;
+}
+
+std::string base64(const std::string& b) {
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < b.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(b[i]) << 16) | (static_cast<unsigned char>(b[i + 1]) << 8) |
+                       static_cast<unsigned char>(b[i + 2]);
+    out += t[v >> 18];
+    out += t[(v >> 12) & 63];
+    out += t[(v >> 6) & 63];
+    out += t[v & 63];
+  }
+  if (i + 1 == b.size()) {
+    const unsigned v = static_cast<unsigned char>(b[i]) << 16;
+    out += t[v >> 18];
+    out += t[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == b.size()) {
+    const unsigned v = (static_cast<unsigned char>(b[i]) << 16) | (static_cast<unsigned char>(b[i + 1]) << 8);
+    out += t[v >> 18];
+    out += t[(v >> 12) & 63];
+    out += t[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+void write_png(const std::string& path, const Tensor& image) {
+  std::unique_ptr<FILE, int (*)(FILE*)> fp(std::fopen(path.c_str(), "wb"), &std::fclose);
+  LN_CHECK(fp, path, ": cannot create");
+  encode_png_to(image, path, fp.get(), nullptr);
 }
 
 }  // namespace livernet::io

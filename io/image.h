@@ -19,5 +19,9 @@ void write_npy(const std::string& path, const Tensor& t);
 Tensor read_png(const std::string& path, int* bit_depth = nullptr);
 // Writes an 8-bit grey or RGB PNG from a [H, W, 1|3] tensor with values in 0..255 (clamped).
 void write_png(const std::string& path, const Tensor& image);
+// The same PNG as bytes in memory (e.g. for a data: URI in an HTML report).
+std::string encode_png(const Tensor& image);
+// Standard base64 (RFC 4648) of bytes.
+std::string base64(const std::string& bytes);
 
 }  // namespace livernet::io

@@ -229,7 +229,7 @@ InceptionBackbone::InceptionBackbone(const ModelConfig& c) : Module("InceptionV3
   }
 }
 
-Tensor InceptionBackbone::forward_blocks(const Tensor& x, std::vector<std::pair<std::string, Tensor>>* outs) {
+Tensor InceptionBackbone::stem(const Tensor& x) {
   LN_CHECK(x.dim() == 4 && x.size(3) == 3, "InceptionV3: input must be [N, H, W, 3], got ", x.shape().str());
   LN_CHECK(x.size(1) >= 75 && x.size(2) >= 75, "InceptionV3: input ", x.size(1), "x", x.size(2),
            " is smaller than the minimum 75x75");
@@ -238,6 +238,11 @@ Tensor InceptionBackbone::forward_blocks(const Tensor& x, std::vector<std::pair<
     h = stem_[i].second->forward(h);
     if (i == 2 || i == 4) h = F::max_pool2d(h, Pool2dParams::make(3, 2, 0));  // maxpool1, maxpool2
   }
+  return h;
+}
+
+Tensor InceptionBackbone::forward_blocks(const Tensor& x, std::vector<std::pair<std::string, Tensor>>* outs) {
+  Tensor h = stem(x);
   if (outs) outs->emplace_back("stem", h);
   for (auto& [name, b] : blocks_) {
     h = b->forward(h);

@@ -62,6 +62,8 @@ class InceptionBackbone : public Module {
   // stem and every mixed block.
   Tensor forward(const Tensor& x) override { return forward_blocks(x, nullptr); }
   Tensor forward_blocks(const Tensor& x, std::vector<std::pair<std::string, Tensor>>* blocks);
+  // The stem alone: [N, H, W, 3] -> [N, h, w, 192] (five conv units and two max pools).
+  Tensor stem(const Tensor& x);
   // The 94 conv units in Keras creation order (= the k of conv2d_k / batch_normalization_k), with
   // their torchvision prefixes ("Mixed_5b.branch1x1").
   std::vector<std::pair<std::string, ConvBnReLU*>> conv_units();

@@ -5,7 +5,8 @@
 #                    [--cuda AUTO|ON|OFF] [--cuda-arch LIST] [--sanitize] [--jobs N]
 #
 #   --deps-only     install packages, do not build
-#   --test-deps     also install the test-only reference oracles (Debian's PyTorch, torchvision, h5py, numpy)
+#   --test-deps     also install the test-only tools: reference oracles (Debian's PyTorch, torchvision, h5py,
+#                   numpy) and Chromium (renders the HTML report in a test)
 #   --build-dir     build directory (default: build, or build-asan with --sanitize)
 #   --build-type    CMake build type (default: Release; RelWithDebInfo with --sanitize)
 #   --cuda          build the CUDA backend: AUTO (when nvcc is found, default), ON or OFF
@@ -38,7 +39,7 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libpng-dev zlib1g-dev
 )
-test_packages=(python3 python3-torch python3-torchvision python3-h5py python3-numpy)
+test_packages=(python3 python3-torch python3-torchvision python3-h5py python3-numpy chromium)
 ((test_deps)) && packages+=("${test_packages[@]}")
 
 missing=()

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "io/weights.h"
+#include "tools/common/report.h"
 #include "tools/common/tool.h"
 #include "tools/common/trainer.h"
 
@@ -61,7 +62,19 @@ int main(int argc, char** argv) {
     tools::write_results(output, test, {r}, r.metrics, positive,
                          fold ? str_cat("fold ", fold, " model") : str_cat("average of ", folds.size(), " fold models"));
     std::printf("%s", tools::metrics_table({}, r.metrics).c_str());
-    std::printf("results: %s/metrics.json, %s/predictions.csv\n", output.c_str(), output.c_str());
+    tools::ReportInputs rep;
+    rep.run_dir = output;
+    rep.title = str_cat("livernet evaluation of ", fs::path(run).filename().string(), " on ", fs::path(data).filename().string());
+    rep.config = &cfg;
+    rep.data = &test;
+    rep.folds = {r};
+    rep.pooled = r.metrics;
+    rep.positive = positive;
+    rep.training_curves = false;
+    rep.gallery = 8;
+    rep.fold_weights = {run + "/fold_" + std::to_string(fold ? fold - 1 : 0) + "/best.h5"};
+    const std::string report = tools::write_report(rep);
+    std::printf("results: %s/metrics.json, %s/predictions.csv\nreport:  %s\n", output.c_str(), output.c_str(), report.c_str());
     return 0;
   });
 }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tools/common/report.h"
 #include "tools/common/tool.h"
 #include "tools/common/trainer.h"
 
@@ -103,7 +104,18 @@ int main(int argc, char** argv) {
       const tools::RunSummary s = tools::run_training(cfg, run_dir, progress);
       progress.line("\n" + tools::metrics_table(s.folds, s.pooled));
       progress.line("paper (Perdigon Romero et al. 2019, 230 lesions / 63 patients): accuracy 0.96, F1 0.92");
+      tools::ReportInputs r;
+      r.run_dir = run_dir;
+      r.title = "livernet cross-validation: " + fs::path(run_dir).filename().string();
+      r.config = &s.config;
+      r.data = &s.data;
+      r.folds = s.folds;
+      r.pooled = s.pooled;
+      r.positive = s.positive;
+      for (int k = 0; k < s.config.folds; ++k) r.fold_weights.push_back(run_dir + "/fold_" + std::to_string(k) + "/best.h5");
+      const std::string report = tools::write_report(r);
       progress.line(str_cat("results: ", run_dir, "/metrics.json, ", run_dir, "/predictions.csv"));
+      progress.line(str_cat("report:  ", report));
     } catch (const tools::Interrupted& e) {
       progress.line(e.what());
       return 130;

@@ -574,6 +574,9 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
     }
   summary.pooled = compute_metrics(all_probs, all_labels, positive);
   write_results(run_dir, data, summary.folds, summary.pooled, positive);
+  summary.data = data;
+  summary.config = cfg;
+  summary.positive = positive;
   return summary;
 }
 

@@ -41,6 +41,9 @@ struct RunSummary {
   std::vector<FoldResult> folds;
   Metrics pooled;
   std::string run_dir;
+  io::Dataset data;     // as loaded
+  TrainConfig config;   // resolved (class names filled in)
+  int positive = 1;
 };
 
 // Class index of the positive class for the binary metrics.
