@@ -18,7 +18,7 @@ while (($#)); do
   esac
   shift
 done
-"$here/scripts/setup.sh" --build-dir "$here/build" "${setup_args[@]}"
+"$here/scripts/setup.sh" --build-dir "$here/build" --targets "info make_phantoms train evaluate predict" "${setup_args[@]}"
 echo
 "$here/build/tools/info" | sed -n '1,6p'
 mkdir -p "$(dirname "$output")"

@@ -3,19 +3,22 @@
 # parity tests included), compute-sanitizer on the GPU op tests, and the kernel benchmarks; print a
 # summary table. Logs and JSON go to $OUT (or --out DIR). Budget: well under 8 minutes on an H100.
 #
-#   scripts/gpu_check.sh [--build DIR] [--out DIR] [--arch 90] [--quick]
+#   scripts/gpu_check.sh [--build DIR] [--out DIR] [--arch 90] [--quick] [--compile]
+#
+# --quick skips compute-sanitizer; --compile also times torch.compile in the PyTorch comparison.
 #
 # Dependencies: uses the system's packages when present; otherwise unpacks deps/gpu/*.deb (made here by
 # scripts/gpu_deps.sh) into a private prefix. cuDNN comes from the toolkit or from PyTorch's wheels.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="" out="${OUT:-$here/gpu-check-out}" arch="" quick=0
+build="" out="${OUT:-$here/gpu-check-out}" arch="" quick=0 compile=0
 while (($#)); do
   case "$1" in
     --build) build="$2"; shift ;;
     --out) out="$2"; shift ;;
     --arch) arch="$2"; shift ;;
     --quick) quick=1 ;;
+    --compile) compile=1 ;;
     -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
@@ -102,6 +105,19 @@ for b in "$build"/bench/bench_*; do
        --benchmark_out="$out/$name.json" --benchmark_out_format=json > "$out/$name.txt" 2>&1
 done
 
+log "model throughput (tools/bench, paper model, bf16)"
+for b in 64 128; do
+  "$build/tools/bench" --model paper --device cuda --batch "$b" --size 299 --train --iters 10 --json "$out/bench_paper_train_b$b.json" \
+    > "$out/bench_paper_train_b$b.txt" 2>&1 || log "tools/bench batch $b failed: $(tail -1 "$out/bench_paper_train_b$b.txt")"
+done
+if python3 -c "import torch, torchvision" 2>/dev/null; then
+  log "side by side with PyTorch (bench/compare_pytorch_gpu.py)"
+  cmp_args=(--build "$build" --batches 64 128 --iters 10)
+  ((compile)) || cmp_args+=(--no-compile)
+  python3 "$here/bench/compare_pytorch_gpu.py" "${cmp_args[@]}" --out "$out/compare_pytorch_gpu.md" > "$out/compare_pytorch_gpu.log" 2>&1 \
+    || log "PyTorch comparison failed: $(tail -3 "$out/compare_pytorch_gpu.log")"
+fi
+
 {
   echo
   echo "== summary ($(cat "$out/gpu.txt")) =="
@@ -113,6 +129,7 @@ for f in sorted(glob.glob(sys.argv[1] + "/bench_*.json")):
         if "bytes_per_second" in b:
             print(f"{b['name']:<58} {b['bytes_per_second'] / 1e9:12.1f}")
 PY
+  [[ -f $out/compare_pytorch_gpu.md ]] && cat "$out/compare_pytorch_gpu.md"
   echo "tests: exit $tests_rc ($(grep -E 'tests passed' "$out/ctest.log"))"
   echo "compute-sanitizer: exit $san_rc"
   echo "total time: $(( $(date +%s) - t0 )) s"

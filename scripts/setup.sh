@@ -10,13 +10,15 @@
 #   --build-dir     build directory (default: build, or build-asan with --sanitize)
 #   --build-type    CMake build type (default: Release; RelWithDebInfo with --sanitize)
 #   --cuda          build the CUDA backend: AUTO (when nvcc is found, default), ON or OFF
-#   --cuda-arch     CUDA architectures, e.g. 90 or "80;90" (default: Turing..Blackwell as the toolkit allows)
+#   --cuda-arch     CUDA architectures, e.g. 90 or "80;90" or "75;80;86;89;90;100;120" (default: the local GPU's
+#                   ("native") when one is present, else 90; CMake itself defaults to Turing..Blackwell)
 #   --sanitize      AddressSanitizer + UndefinedBehaviorSanitizer build of the CPU code (implies --cuda OFF)
 #   --jobs          parallel build jobs (default: number of cores)
+#   --targets "a b" build only these targets (default: everything, tests and benchmarks included)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-deps_only=0 test_deps=0 build_dir="" build_type="" cuda="AUTO" cuda_arch="" sanitize=0 jobs="$(nproc)"
+deps_only=0 test_deps=0 build_dir="" build_type="" cuda="AUTO" cuda_arch="" sanitize=0 jobs="$(nproc)" targets=""
 while (($#)); do
   case "$1" in
     --deps-only) deps_only=1 ;;
@@ -27,7 +29,8 @@ while (($#)); do
     --cuda-arch) cuda_arch="$2"; shift ;;
     --sanitize) sanitize=1 ;;
     --jobs) jobs="$2"; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --targets) targets="$2"; shift ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -69,7 +72,16 @@ build_type="${build_type:-Release}"
 
 args=(-S "$here" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" -DLIVERNET_CUDA="$cuda"
       -DLIVERNET_SANITIZE=$([[ $sanitize == 1 ]] && echo ON || echo OFF))
+if [[ -z "$cuda_arch" && ! -f "$build_dir/CMakeCache.txt" ]]; then
+  # One architecture builds several times faster than the full list.
+  if nvidia-smi -L > /dev/null 2>&1; then cuda_arch="native"; else cuda_arch="90"; fi
+fi
 [[ -n "$cuda_arch" ]] && args+=(-DCMAKE_CUDA_ARCHITECTURES="$cuda_arch")
 cmake "${args[@]}" >/dev/null
-cmake --build "$build_dir" -j "$jobs"
+if [[ -n $targets ]]; then
+  # shellcheck disable=SC2086
+  cmake --build "$build_dir" -j "$jobs" --target $targets
+else
+  cmake --build "$build_dir" -j "$jobs"
+fi
 echo "setup.sh: built in $build_dir"
