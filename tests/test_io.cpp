@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "io/convert.h"
+#include "io/dataset.h"
 #include "io/hdf5.h"
 #include "io/image.h"
 #include "io/md5.h"
@@ -309,4 +310,70 @@ TEST(Preprocess, WindowScaleAndResize) {
   const std::vector<float> expected = {0, 0.25, 0.75, 1, 0.5, 0.75, 1.25, 1.5, 1.5, 1.75, 2.25, 2.5, 2, 2.25, 2.75, 3};
   for (std::size_t i = 0; i < up.size(); ++i) EXPECT_FLOAT_EQ(up[i], expected[i]) << i;
   EXPECT_EQ(io::resize_bilinear(Tensor::zeros(Shape{2, 10, 20, 3}), 5, 7).shape(), (Shape{2, 5, 7, 3}));
+}
+
+TEST(Datasets, H5RoundTripAndValidation) {
+  TempDir dir;
+  io::Dataset d;
+  d.path = "mem";
+  d.class_names = {"cyst", "metastasis"};
+  for (int i = 0; i < 4; ++i) {
+    d.images.push_back(Tensor::full(Shape{6, 5}, 10.0 * i));
+    d.labels.push_back(i % 2);
+    d.patient_ids.push_back("P" + std::to_string(i / 2));
+    d.lesion_ids.push_back("L" + std::to_string(i));
+    d.spacing_mm.push_back({0.8f, 0.8f});
+  }
+  io::save_dataset_h5(d, dir / "d.h5");
+  const io::Dataset r = io::load_dataset(dir / "d.h5");
+  EXPECT_EQ(r.labels, d.labels);
+  EXPECT_EQ(r.patient_ids, d.patient_ids);
+  EXPECT_EQ(r.images[3].to_vector<float>(), d.images[3].to_vector<float>());
+  EXPECT_EQ(r.summary(), "4 lesions, 2 patients, classes cyst 2 / metastasis 2, patches 6x5");
+  {
+    io::H5File f = io::H5File::open(dir / "d.h5", true);
+    f.write("labels", Tensor::from_vector<std::int64_t>({0, 1, 5, 0}, Shape{4}));
+  }
+  EXPECT_NE(error_of([&] { (void)io::load_dataset(dir / "d.h5"); }).find("label 5 outside [0, 2)"), std::string::npos);
+  {
+    io::H5File f = io::H5File::create(dir / "partial.h5");
+    f.write("images", Tensor::zeros(Shape{2, 4, 4}));
+  }
+  EXPECT_NE(error_of([&] { (void)io::load_dataset(dir / "partial.h5"); }).find("missing dataset 'labels'"), std::string::npos);
+}
+
+TEST(Datasets, CsvManifestsAndTheirErrors) {
+  TempDir dir;
+  fs::create_directories(dir / "data/p1");
+  io::write_npy(dir / "data/p1/a.npy", Tensor::full(Shape{8, 8}, 30.0));
+  std::vector<float> px(8 * 8, 255.f);
+  io::write_png(dir / "data/p1/b.png", Tensor::from_vector(px, Shape{8, 8, 1}));
+  io::write_npy(dir / "data/p1/c.npy", Tensor::full(Shape{8, 8}, -5.0));
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / ("data/" + name)) << text;
+    return dir / ("data/" + name);
+  };
+  const io::Dataset d = io::load_manifest(write("ok.csv", "path,label,patient_id,lesion_id\np1/a.npy,metastasis,P1,L1\n"
+                                                          "p1/b.png,cyst,P1,L2\n\"p1/c.npy\",cyst,P2,L3\n"));
+  EXPECT_EQ(d.class_names, (std::vector<std::string>{"cyst", "metastasis"}));
+  EXPECT_EQ(d.labels, (std::vector<int>{1, 0, 0}));
+  EXPECT_EQ(d.lesion_ids[1], "L2");
+  EXPECT_FLOAT_EQ(d.images[0].to_vector<float>()[0], 30.f);
+  EXPECT_FLOAT_EQ(d.images[1].to_vector<float>()[0], 240.f) << "8-bit PNG 255 = the top of the 40/400 window";
+  const std::pair<std::string, std::string> bad[] = {
+      {"path,label\np1/a.npy,cyst\n", "missing column 'patient_id'"},
+      {"path,label,patient_id\n../../etc/passwd,cyst,P1\n", "leaves the manifest's folder"},
+      {"path,label,patient_id\n/etc/passwd,cyst,P1\n", "leaves the manifest's folder"},
+      {"path,label,patient_id\np1/missing.npy,cyst,P1\n", "no such file"},
+      {"path,label,patient_id\np1/a.npy,cyst,P1\np1/c.npy,tumour,P2\n", ":3: unknown label 'tumour'"},
+      {"path,label,patient_id\np1/a.npy,cyst,\n", "empty patient_id"},
+      {"path,label,patient_id\n", "no rows"},
+  };
+  io::ManifestOptions fixed;
+  fixed.class_names = {"cyst", "metastasis"};
+  int i = 0;
+  for (const auto& [text, msg] : bad) {
+    const std::string e = error_of([&] { (void)io::load_manifest(write("bad" + std::to_string(i++) + ".csv", text), fixed); });
+    EXPECT_NE(e.find(msg), std::string::npos) << text << " -> " << e;
+  }
 }
