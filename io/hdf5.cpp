@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 
 namespace livernet::io {
@@ -442,6 +443,16 @@ void write_file_atomically(const std::string& path, const std::function<void(con
     fs::remove(tmp, ec);
     throw;
   }
+}
+
+void write_text_file_atomically(const std::string& path, const std::string& text) {
+  write_file_atomically(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp);
+    LN_CHECK(out, tmp, ": cannot create");
+    out << text;
+    out.close();
+    LN_CHECK(out.good(), path, ": write failed (disk full?)");
+  });
 }
 
 }  // namespace livernet::io

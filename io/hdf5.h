@@ -75,5 +75,7 @@ class H5File {
 // Writes a file atomically: `write` fills a temporary file beside `path`, which is then flushed and
 // renamed over `path`. On any error the temporary file is removed and `path` is left as it was.
 void write_file_atomically(const std::string& path, const std::function<void(const std::string& tmp_path)>& write);
+// A text file written the same way.
+void write_text_file_atomically(const std::string& path, const std::string& text);
 
 }  // namespace livernet::io

@@ -114,7 +114,10 @@ Tensor sigmoid(const Tensor& x) { return F::unary(kernels::UnaryOp::sigmoid, x);
 Tensor tanh(const Tensor& x) { return F::unary(kernels::UnaryOp::tanh, x); }
 
 namespace {
+// add, sub and mul (the differentiable element-wise products the models use).
 Tensor binary_op(kernels::BinaryOp op, const Tensor& a, const Tensor& b) {
+  LN_CHECK(op == kernels::BinaryOp::add || op == kernels::BinaryOp::sub || op == kernels::BinaryOp::mul,
+           "F: no differentiable '", kernels::binary_op_name(op), "'");
   Tensor y = kernels::binary(op, a, b);
   if (any_requires_grad({a, b})) {
     struct S {
@@ -132,12 +135,10 @@ Tensor binary_op(kernels::BinaryOp op, const Tensor& a, const Tensor& b) {
                               case kernels::BinaryOp::sub:
                                 out = {g, n.needs_input_grad(1) ? kernels::scale(g, -1.f) : Tensor()};
                                 break;
-                              case kernels::BinaryOp::mul:
+                              default:  // mul
                                 if (n.needs_input_grad(0)) out[0] = kernels::mul(g, s.b);
                                 if (n.needs_input_grad(1)) out[1] = kernels::mul(g, s.a);
                                 break;
-                              default:
-                                LN_FAIL("backward of '", kernels::binary_op_name(s.op), "' is not implemented");
                             }
                             return out;
                           });

@@ -50,10 +50,7 @@ namespace {
 
 class InceptionA final : public InceptionBlock {
  public:
-  InceptionA(const ModelConfig& c, std::int64_t in, std::int64_t pool_features) : InceptionBlock("InceptionA") {
-    flavour_ = c.flavour;
-    eps_ = c.bn_eps;
-    momentum_ = c.bn_momentum;
+  InceptionA(const ModelConfig& c, std::int64_t in, std::int64_t pool_features) : InceptionBlock("InceptionA", c) {
     b1 = unit("branch1x1", in, 64, 1, 1);
     b5_1 = unit("branch5x5_1", in, 48, 1, 1);
     b5_2 = unit("branch5x5_2", 48, 64, 5, 5, 1, 2, 2);
@@ -78,10 +75,7 @@ class InceptionA final : public InceptionBlock {
 
 class InceptionB final : public InceptionBlock {
  public:
-  InceptionB(const ModelConfig& c, std::int64_t in) : InceptionBlock("InceptionB"), in_(in) {
-    flavour_ = c.flavour;
-    eps_ = c.bn_eps;
-    momentum_ = c.bn_momentum;
+  InceptionB(const ModelConfig& c, std::int64_t in) : InceptionBlock("InceptionB", c), in_(in) {
     b3 = unit("branch3x3", in, 384, 3, 3, 2);
     d1 = unit("branch3x3dbl_1", in, 64, 1, 1);
     d2 = unit("branch3x3dbl_2", 64, 96, 3, 3, 1, 1, 1);
@@ -102,10 +96,7 @@ class InceptionB final : public InceptionBlock {
 
 class InceptionC final : public InceptionBlock {
  public:
-  InceptionC(const ModelConfig& c, std::int64_t in, std::int64_t c7) : InceptionBlock("InceptionC") {
-    flavour_ = c.flavour;
-    eps_ = c.bn_eps;
-    momentum_ = c.bn_momentum;
+  InceptionC(const ModelConfig& c, std::int64_t in, std::int64_t c7) : InceptionBlock("InceptionC", c) {
     b1 = unit("branch1x1", in, 192, 1, 1);
     s1 = unit("branch7x7_1", in, c7, 1, 1);
     s2 = unit("branch7x7_2", c7, c7, 1, 7, 1, 0, 3);
@@ -132,10 +123,7 @@ class InceptionC final : public InceptionBlock {
 
 class InceptionD final : public InceptionBlock {
  public:
-  InceptionD(const ModelConfig& c, std::int64_t in) : InceptionBlock("InceptionD"), in_(in) {
-    flavour_ = c.flavour;
-    eps_ = c.bn_eps;
-    momentum_ = c.bn_momentum;
+  InceptionD(const ModelConfig& c, std::int64_t in) : InceptionBlock("InceptionD", c), in_(in) {
     a1 = unit("branch3x3_1", in, 192, 1, 1);
     a2 = unit("branch3x3_2", 192, 320, 3, 3, 2);
     b1 = unit("branch7x7x3_1", in, 192, 1, 1);
@@ -158,10 +146,7 @@ class InceptionD final : public InceptionBlock {
 
 class InceptionE final : public InceptionBlock {
  public:
-  InceptionE(const ModelConfig& c, std::int64_t in) : InceptionBlock("InceptionE") {
-    flavour_ = c.flavour;
-    eps_ = c.bn_eps;
-    momentum_ = c.bn_momentum;
+  InceptionE(const ModelConfig& c, std::int64_t in) : InceptionBlock("InceptionE", c) {
     b1 = unit("branch1x1", in, 320, 1, 1);
     s1 = unit("branch3x3_1", in, 384, 1, 1);
     s2a = unit("branch3x3_2a", 384, 384, 1, 3, 1, 0, 1);

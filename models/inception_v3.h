@@ -34,7 +34,8 @@ class Shortcut : public Module {
 // Common base of the five Inception block types: branches + optional shortcut.
 class InceptionBlock : public Module {
  public:
-  using Module::Module;
+  InceptionBlock(std::string type_name, const ModelConfig& c)
+      : Module(std::move(type_name)), flavour_(c.flavour), eps_(c.bn_eps), momentum_(c.bn_momentum) {}
   Tensor forward(const Tensor& x) override;
   void set_shortcut(std::shared_ptr<Shortcut> s) { shortcut_ = register_module("shortcut", std::move(s)); }
   Shortcut* shortcut() const { return shortcut_; }

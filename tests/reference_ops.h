@@ -14,6 +14,19 @@ namespace livernet::testing::ref {
 
 using V = std::vector<double>;
 
+// Convolution parameters in one call: stride, padding (top, bottom, left, right), dilation, groups.
+inline kernels::Conv2dParams cp(int stride, int pt, int pb, int pl, int pr, int dil = 1, int groups = 1) {
+  kernels::Conv2dParams p;
+  p.stride_h = p.stride_w = stride;
+  p.pad_top = pt;
+  p.pad_bottom = pb;
+  p.pad_left = pl;
+  p.pad_right = pr;
+  p.dilation_h = p.dilation_w = dil;
+  p.groups = groups;
+  return p;
+}
+
 inline V conv2d(const V& x, const Shape& xs, const V& w, const Shape& ws, const V* bias, const kernels::Conv2dParams& p,
                 Shape* ys_out = nullptr) {
   const std::int64_t N = xs[0], H = xs[1], W = xs[2], C = xs[3];

@@ -5,26 +5,17 @@
 #include <cmath>
 
 #include "grad_harness.h"
+#include "reference_ops.h"
 #include "layers/functional.h"
 
 using namespace livernet;
 using namespace livernet::testing;
 using kernels::Conv2dParams;
+using livernet::testing::ref::cp;
 using kernels::Pool2dParams;
 
 namespace {
 
-Conv2dParams cp(int stride, int pt, int pb, int pl, int pr, int dil = 1, int groups = 1) {
-  Conv2dParams p;
-  p.stride_h = p.stride_w = stride;
-  p.pad_top = pt;
-  p.pad_bottom = pb;
-  p.pad_left = pl;
-  p.pad_right = pr;
-  p.dilation_h = p.dilation_w = dil;
-  p.groups = groups;
-  return p;
-}
 
 GradCase conv(const std::string& name, Shape xs, Shape ws, Conv2dParams p, bool bias) {
   GradCase c;

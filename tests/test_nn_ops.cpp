@@ -13,6 +13,7 @@
 using namespace livernet;
 using namespace livernet::testing;
 using kernels::Conv2dParams;
+using livernet::testing::ref::cp;
 using kernels::Pool2dParams;
 
 namespace {
@@ -33,17 +34,6 @@ OpCase conv_case(const std::string& name, Shape xs, Shape ws, Conv2dParams p, bo
   return c;
 }
 
-Conv2dParams cp(int stride, int pt, int pb, int pl, int pr, int dil = 1, int groups = 1) {
-  Conv2dParams p;
-  p.stride_h = p.stride_w = stride;
-  p.pad_top = pt;
-  p.pad_bottom = pb;
-  p.pad_left = pl;
-  p.pad_right = pr;
-  p.dilation_h = p.dilation_w = dil;
-  p.groups = groups;
-  return p;
-}
 
 std::vector<OpCase> conv_cases() {
   return {

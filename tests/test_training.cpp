@@ -29,7 +29,7 @@ namespace {
 io::Dataset random_dataset(int patients, int classes, std::uint64_t seed) {
   io::Dataset d;
   d.path = "random";
-  for (int c = 0; c < classes; ++c) d.class_names.push_back("c" + std::to_string(c));
+  for (int c = 0; c < classes; ++c) d.class_names.push_back(str_cat("c", c));
   for (int p = 0; p < patients; ++p) {
     const int n = 1 + static_cast<int>(philox_uniform_at(seed, p, 0, 0, 6));
     const float bias = philox_uniform_at(seed, p, 1, 0, 1);
@@ -38,8 +38,8 @@ io::Dataset random_dataset(int patients, int classes, std::uint64_t seed) {
       const int label = classes == 2 ? (u < bias ? 1 : 0) : static_cast<int>(u * classes) % classes;
       d.images.push_back(Tensor::zeros(Shape{4, 4}));
       d.labels.push_back(label);
-      d.patient_ids.push_back("p" + std::to_string(p));
-      d.lesion_ids.push_back("p" + std::to_string(p) + "l" + std::to_string(l));
+      d.patient_ids.push_back(str_cat("p", p));
+      d.lesion_ids.push_back(str_cat("p", p, "l", l));
     }
   }
   return d;

@@ -411,14 +411,7 @@ std::string write_report(const ReportInputs& in) {
        "m.setAttribute('data-charts',c.length);m.setAttribute('data-charts-ok',ok);m.setAttribute('data-images',im.length);"
        "m.setAttribute('data-images-ok',iok);});</script></body></html>\n";
   const std::string path = in.run_dir + "/report.html";
-  const std::string text = h.str();
-  io::write_file_atomically(path, [&](const std::string& tmp) {
-    std::ofstream out(tmp);
-    LN_CHECK(out, tmp, ": cannot create");
-    out << text;
-    out.close();
-    LN_CHECK(out.good(), path, ": write failed (disk full?)");
-  });
+  io::write_text_file_atomically(path, h.str());
   return path;
 }
 

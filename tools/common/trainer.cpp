@@ -391,11 +391,9 @@ FoldResult train_fold(const TrainConfig& cfg, const io::Dataset& data, const Fol
                             cfg.early_stopping_patience, " epochs)"));
     }
     {
-      std::ofstream h(dir + "/history.csv.tmp");
-      h << kHistoryHeader << "\n";
-      for (const auto& row : st.history) h << row << "\n";
-      h.close();
-      fs::rename(dir + "/history.csv.tmp", dir + "/history.csv");
+      std::string text = std::string(kHistoryHeader) + "\n";
+      for (const auto& row : st.history) text += row + "\n";
+      io::write_text_file_atomically(dir + "/history.csv", text);
     }
     save_checkpoint(ckpt, model, *opt, *sched, st, cfg);
     if (interrupt_flag()) throw Interrupted(str_cat("interrupted: checkpoint written to ", ckpt, "; continue with --resume ", run_dir));
@@ -421,15 +419,6 @@ json fold_result_json(const FoldResult& r) {
               {"best_epoch", r.best_epoch}, {"epochs_run", r.epochs_run}, {"seconds", r.seconds}};
 }
 
-void write_text_atomically(const std::string& path, const std::string& text) {
-  io::write_file_atomically(path, [&](const std::string& tmp) {
-    std::ofstream out(tmp);
-    LN_CHECK(out, tmp, ": cannot create");
-    out << text;
-    out.close();
-    LN_CHECK(out.good(), path, ": write failed (disk full?)");
-  });
-}
 
 }  // namespace
 
@@ -489,7 +478,7 @@ void write_results(const std::string& dir, const io::Dataset& d, const std::vect
   j["pooled"] = pj;
   for (const auto& [name, v] : pooled.as_map()) j[name] = v;  // plain names: the pooled (out-of-fold) values
   if (!extra.empty()) j["note"] = extra;
-  write_text_atomically(dir + "/metrics.json", j.dump(2) + "\n");
+  io::write_text_file_atomically(dir + "/metrics.json", j.dump(2) + "\n");
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header{"lesion_id", "patient_id", "fold", "label"};
   for (const auto& c : d.class_names) header.push_back("prob_" + c);
@@ -534,7 +523,7 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
       LN_CHECK(!old.is_discarded() && old == sj, path, ": the saved split differs from the one this data and seed give "
                                                   "(was the dataset changed?)");
     } else {
-      write_text_atomically(path, sj.dump(2) + "\n");
+      io::write_text_file_atomically(path, sj.dump(2) + "\n");
     }
   }
   RunSummary summary;
@@ -558,7 +547,7 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
       progress.line(str_cat("fold ", k + 1, "/", cfg.folds, ": already done"));
     } else {
       r = train_fold(cfg, data, folds[k], k, run_dir, dev, dtype, positive, progress, hooks);
-      write_text_atomically(result_path, fold_result_json(r).dump() + "\n");
+      io::write_text_file_atomically(result_path, fold_result_json(r).dump() + "\n");
       progress.line(str_cat("fold ", k + 1, "/", cfg.folds, ": best epoch ", r.best_epoch, " of ", r.epochs_run,
                             "; test accuracy ", fmt(r.metrics.accuracy, 3), ", F1 ", fmt(r.metrics.f1, 3), ", AUC ",
                             fmt(r.metrics.auc, 3), " (", r.metrics.n, " lesions)"));
