@@ -45,6 +45,7 @@ std::vector<FoldResult> trivial_rule(const io::Dataset& d, const std::vector<Fol
     std::vector<std::pair<double, int>> train;
     for (std::int64_t i = 0; i < d.size(); ++i)
       if (!is_test[i]) train.emplace_back(hu[i], d.labels[i] == positive);
+    if (train.empty()) return {};  // nothing to fit on (an external evaluation): no trivial rule
     std::sort(train.begin(), train.end());
     double best_acc = -1, thr = 0;
     int dir = 1;
@@ -283,13 +284,14 @@ std::string write_report(const ReportInputs& in) {
       tp.push_back(f.test_probs[i]);
       tl.push_back(d.labels[f.test_indices[i]]);
     }
-  const Metrics tm = compute_metrics(tp, tl, P);
+  const Metrics tm = tp.empty() ? Metrics{0, NAN, NAN, NAN, NAN, NAN, NAN, {}} : compute_metrics(tp, tl, P);
   h << "<h2>Beside the paper and a trivial rule</h2><table><tr><th class=\"l\"></th><th>accuracy</th><th>F1</th><th>AUC</th>"
        "<th class=\"l\">data</th></tr>";
   h << "<tr><td class=\"l\">livernet (this run, pooled)</td><td>" << num(in.pooled.accuracy) << "</td><td>" << num(in.pooled.f1)
     << "</td><td>" << num(in.pooled.auc) << "</td><td class=\"l\">" << esc(d.summary()) << "</td></tr>";
   h << "<tr><td class=\"l\">trivial rule: threshold on the lesion's central mean HU</td><td>" << num(tm.accuracy) << "</td><td>"
-    << num(tm.f1) << "</td><td>" << num(tm.auc) << "</td><td class=\"l\">same folds</td></tr>";
+    << num(tm.f1) << "</td><td>" << num(tm.auc) << "</td><td class=\"l\">"
+    << (tp.empty() ? "not fitted: no training lesions in this data" : "same folds") << "</td></tr>";
   h << "<tr><td class=\"l\">Perdigon Romero et al., ISBI 2019</td><td>0.960</td><td>0.920</td><td>n/a</td><td class=\"l\">230 "
        "lesions, 63 patients (in-house)</td></tr></table>";
 
@@ -317,7 +319,7 @@ std::string write_report(const ReportInputs& in) {
       ts.push_back(tp[i][P]);
       ty.push_back(tl[i] == P);
     }
-    s.push_back({str_cat("trivial rule (", num(tm.auc), ")"), roc_curve(ts, ty), "#d62728", true, 1.8});
+    if (!ts.empty()) s.push_back({str_cat("trivial rule (", num(tm.auc), ")"), roc_curve(ts, ty), "#d62728", true, 1.8});
     h << line_chart("ROC, positive class " + d.class_names[P], "false positive rate", "true positive rate", s, 0, 1, 0, 1, true);
   }
   {
