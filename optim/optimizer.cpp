@@ -130,18 +130,19 @@ void Adam::load_state(const std::map<std::string, Tensor>& s, std::int64_t steps
 // ---- gradient utilities ---------------------------------------------------------------------------
 
 namespace {
-// (sum of squares, any non-finite) over all gradients.
+// (sum of squares, any non-finite) over all gradients, summed on the device: one host sync per call.
 std::pair<double, bool> total_stats(const std::vector<NamedParam>& params) {
-  double sq = 0;
-  bool bad = false;
+  Tensor acc;
   for (const NamedParam& p : params) {
     const Tensor g = p.tensor->grad();
     if (!g.defined()) continue;
-    const std::vector<float> st = kernels::grad_stats(g).to_vector<float>();
-    sq += st[0];
-    bad = bad || st[1] != 0.f || !std::isfinite(st[0]);
+    const Tensor st = kernels::grad_stats(g);
+    if (!acc.defined()) acc = st;
+    else kernels::binary(kernels::BinaryOp::add, acc, st, acc);
   }
-  return {sq, bad};
+  if (!acc.defined()) return {0.0, false};
+  const std::vector<float> v = acc.to_vector<float>();
+  return {v[0], v[1] != 0.f || !std::isfinite(v[0])};
 }
 }  // namespace
 
