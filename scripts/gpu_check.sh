@@ -1,137 +1,198 @@
 #!/usr/bin/env bash
-# On a machine with an NVIDIA GPU: build for that GPU (or use --build DIR), run every test (the GPU
-# parity tests included), compute-sanitizer on the GPU op tests, and the kernel benchmarks; print a
-# summary table. Logs and JSON go to $OUT (or --out DIR). Budget: well under 8 minutes on an H100.
+# On a machine with an NVIDIA GPU: build for that GPU (or use --build DIR), run the GPU tests and the
+# whole suite, the model benchmark side by side with PyTorch, the kernel benchmarks and
+# compute-sanitizer, most valuable first, each step cut to the time left; print a summary table.
+# At most 8 files go to $OUT (or --out DIR): summary.txt env.txt build.log ctest.log bench.txt
+# compare_pytorch_gpu.md sanitizer.log results.json.
 #
-#   scripts/gpu_check.sh [--build DIR] [--out DIR] [--arch 90] [--quick] [--compile]
+#   scripts/gpu_check.sh [--build DIR] [--out DIR] [--arch 90] [--budget SECONDS] [--compile]
 #
-# --quick skips compute-sanitizer; --compile also times torch.compile in the PyTorch comparison.
-#
-# Dependencies: uses the system's packages when present; otherwise unpacks deps/gpu/*.deb (made here by
-# scripts/gpu_deps.sh) into a private prefix. cuDNN comes from the toolkit or from PyTorch's wheels.
+# --budget: wall-clock seconds for everything (default 420); --compile: also time torch.compile.
+# Dependencies: the system's packages when present; otherwise deps/gpu/debs/*.deb (made by
+# scripts/gpu_deps.sh where apt works) unpacked into a private prefix, with fallback links only for
+# the libraries the system lacks. cuDNN and cuBLAS come from the toolkit or from PyTorch's wheels.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="" out="${OUT:-$here/gpu-check-out}" arch="" quick=0 compile=0
+build="" out="${OUT:-$here/gpu-check-out}" arch="" budget=420 compile=0
 while (($#)); do
   case "$1" in
     --build) build="$2"; shift ;;
     --out) out="$2"; shift ;;
     --arch) arch="$2"; shift ;;
-    --quick) quick=1 ;;
+    --budget) budget="$2"; shift ;;
     --compile) compile=1 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
 done
 mkdir -p "$out"
-log() { echo "[gpu_check $(date +%T)] $*" | tee -a "$out/summary.txt"; }
 t0=$(date +%s)
-export PATH="/usr/local/cuda/bin:$PATH"
+deadline=$((t0 + budget))
+log() { echo "[gpu_check +$(( $(date +%s) - t0 ))s] $*" | tee -a "$out/summary.txt"; }
+# left RESERVE: seconds until the deadline, less RESERVE (never below 0).
+left() { local s=$((deadline - $(date +%s) - ${1:-0})); echo $((s > 0 ? s : 0)); }
+# timed WANT CMD...: runs CMD with a limit of WANT seconds or what is left (15 s kept for the summary).
+timed() {
+  local want=$1; shift
+  local lim; lim=$(left 15); ((lim > want)) && lim=$want
+  ((lim < 5)) && { log "skipped (no time left): $*"; return 124; }
+  timeout -k 5 "$lim" "$@"
+}
+export PATH="/usr/local/cuda/bin:$PATH" PYTHONUNBUFFERED=1
+py=$(command -v python3 || true)
 
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader > "$out/gpu.txt" 2>&1 \
-  || { log "nvidia-smi failed: no GPU here?"; cat "$out/gpu.txt"; }
-log "GPU: $(cat "$out/gpu.txt")"
+{
+  echo "== $(date -u +%FT%TZ) on $(hostname)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap,clocks.max.sm --format=csv 2>&1
+  echo "nvcc: $(command -v nvcc) $(nvcc --version 2>&1 | tail -2 | tr '\n' ' ')"
+  echo "cmake: $(cmake --version | head -1); ninja: $(ninja --version 2>&1); gcc: $(gcc -dumpversion)"
+  grep -h PRETTY_NAME /etc/os-release; ldd --version | head -1
+  [[ -n $py ]] && "$py" -c 'import torch, torchvision; print("python", __import__("sys").version.split()[0], "torch", torch.__version__, "torchvision", torchvision.__version__, "cudnn", torch.backends.cudnn.version())' 2>&1
+  ls /usr/local/cuda/lib64 2>&1 | grep -E 'cublas|cudnn|cudart' | head
+} > "$out/env.txt" 2>&1
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+[[ -z $gpu ]] && { log "nvidia-smi found no GPU"; cat "$out/env.txt"; exit 1; }
+log "GPU: $gpu"
 [[ -z $arch ]] && arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.')
 arch=${arch:-90}
 
+# ---- dependencies and build ----------------------------------------------------------------------
 cmake_extra=()
 if [[ -z $build ]]; then
   build="$here/build-gpu"
-  # Packages: the system's, else the carried .debs.
-  if ! ls /usr/include/oneapi/dnnl/dnnl.hpp >/dev/null 2>&1; then
+  multiarch=usr/lib/x86_64-linux-gnu
+  if ! ls /usr/include/oneapi/dnnl/dnnl.hpp /usr/include/hdf5/serial/hdf5.h >/dev/null 2>&1; then
     prefix=/tmp/livernet-deps
-    if ls "$here"/deps/gpu/*.deb >/dev/null 2>&1; then
-      mkdir -p "$prefix"
-      for f in "$here"/deps/gpu/*.deb; do dpkg -x "$f" "$prefix"; done
-      export CMAKE_PREFIX_PATH="$prefix/usr:$prefix/usr/lib/x86_64-linux-gnu/cmake${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
-      export LD_LIBRARY_PATH="$prefix/usr/lib/x86_64-linux-gnu:$prefix/usr/lib/x86_64-linux-gnu/hdf5/serial${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-      cmake_extra+=(-DHDF5_ROOT="$prefix/usr/lib/x86_64-linux-gnu/hdf5/serial" -DHDF5_INCLUDE_DIRS="$prefix/usr/include/hdf5/serial"
-                    -DGTEST_ROOT="$prefix/usr")
-      log "dependencies unpacked from deps/gpu into $prefix"
-    else
-      log "no oneDNN/HDF5 on this machine and no deps/gpu/*.deb: run scripts/gpu_deps.sh where apt works and carry deps/gpu"
-      exit 1
-    fi
+    ls "$here"/deps/gpu/debs/*.deb >/dev/null 2>&1 ||
+      { log "no oneDNN/HDF5 here and no deps/gpu/debs: run scripts/gpu_deps.sh where apt works and carry deps/gpu"; exit 1; }
+    mkdir -p "$prefix/fallback"
+    for f in "$here"/deps/gpu/debs/*.deb; do dpkg -x "$f" "$prefix"; done
+    # Only the libraries this system lacks are put on the loader path: its own libssl etc. stay in use.
+    have=$(ldconfig -p | awk '{print $1}')
+    for so in "$prefix/$multiarch"/lib*.so.* "$prefix/$multiarch"/hdf5/serial/lib*.so.* "$prefix"/lib/x86_64-linux-gnu/lib*.so.*; do
+      [[ -e $so ]] || continue
+      name=$(basename "$so")
+      grep -qxF "$name" <<< "$have" || ln -sf "$so" "$prefix/fallback/$name"
+    done
+    export LD_LIBRARY_PATH="$prefix/fallback${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    cmake_extra+=(-DCMAKE_PREFIX_PATH="$prefix/usr;$prefix/$multiarch/cmake"
+                  -DHDF5_ROOT="$prefix/$multiarch/hdf5/serial"
+                  -DCMAKE_CXX_FLAGS="-isystem $prefix/usr/include"
+                  -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$prefix/fallback")
+    log "packages unpacked from deps/gpu/debs into $prefix ($(ls "$prefix/fallback" | wc -l) fallback libraries)"
   fi
-  # cuDNN: the toolkit's, else PyTorch's wheel.
+  # cuDNN and cuBLAS: the toolkit's, else PyTorch's nvidia-* wheels.
+  nv=$([[ -n $py ]] && "$py" -c 'import nvidia, sys; print(list(nvidia.__path__)[0])' 2>/dev/null)
+  wheel_find() { [[ -n $nv ]] && find -L "$nv" -name "$1" 2>/dev/null | sort | head -1; }
+  if [[ -n $nv ]]; then  # the wheels' libraries (cuDNN's sub-libraries, nvrtc) must be loadable
+    for d in $(find -L "$nv" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u); do
+      export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
+    done
+  fi
   if ! ls /usr/local/cuda/include/cudnn.h /usr/include/cudnn.h >/dev/null 2>&1; then
-    wheel=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)
-    [[ -z $wheel ]] && wheel=$(dirname "$(dirname "$(find / -name 'libcudnn.so.9*' 2>/dev/null | head -1)")")
-    lib=$(ls "$wheel"/lib/libcudnn.so.9* 2>/dev/null | head -1)
-    if [[ -f $wheel/include/cudnn.h && -n $lib ]]; then
-      cmake_extra+=(-DCUDNN_INCLUDE_DIR="$wheel/include" -DCUDNN_LIBRARY="$lib")
-      export LD_LIBRARY_PATH="$wheel/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-      log "cuDNN from $wheel ($(basename "$lib"))"
-    else
-      log "cuDNN not found (no cudnn.h in the toolkit and no nvidia.cudnn wheel)"; exit 1
-    fi
+    lib=$(wheel_find 'libcudnn.so.9') inc=$(wheel_find cudnn.h)
+    inc=${inc:+$(dirname "$inc")}; inc=${inc:-$here/deps/gpu/include}
+    [[ -n $lib ]] || { log "no cuDNN: neither the toolkit nor an nvidia.cudnn wheel has libcudnn.so.9"; exit 1; }
+    cmake_extra+=(-DCUDNN_INCLUDE_DIR="$inc" -DCUDNN_LIBRARY="$lib")
+    log "cuDNN: $lib (headers $inc)"
   fi
-  cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIVERNET_CUDA=ON \
-        -DCMAKE_CUDA_ARCHITECTURES="$arch" "${cmake_extra[@]}" > "$out/configure.log" 2>&1 \
-    || { log "configure failed"; tail -30 "$out/configure.log"; exit 1; }
-  cmake --build "$build" -j "$(nproc)" > "$out/build.log" 2>&1 || { log "build failed"; grep -E 'error' "$out/build.log" | head -30; exit 1; }
-  log "built $build for sm_$arch in $(( $(date +%s) - t0 )) s"
+  if [[ ! -e /usr/local/cuda/lib64/libcublas.so ]]; then
+    lib=$(wheel_find 'libcublas.so.1[0-9]') lt=$(wheel_find 'libcublasLt.so.1[0-9]') inc=$(wheel_find cublas_v2.h)
+    inc=${inc:+$(dirname "$inc")}; inc=${inc:-$here/deps/gpu/include}
+    [[ -n $lib && -n $lt ]] || { log "no cuBLAS: neither the toolkit nor an nvidia.cublas wheel has it"; exit 1; }
+    cmake_extra+=(-DLIVERNET_CUBLAS_LIBRARY="$lib" -DLIVERNET_CUBLASLT_LIBRARY="$lt" -DLIVERNET_CUDA_EXTRA_INCLUDE="$inc")
+    log "cuBLAS: $lib (headers $inc)"
+  fi
+  [[ -n $py ]] && cmake_extra+=(-DLIVERNET_ORACLE_PYTHON="$py")
+  { echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+    timed 120 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIVERNET_CUDA=ON \
+        -DCMAKE_CUDA_ARCHITECTURES="$arch" "${cmake_extra[@]}"; } > "$out/build.log" 2>&1 \
+    || { log "configure failed:"; tail -40 "$out/build.log"; exit 1; }
+  timed 300 cmake --build "$build" -j "$(nproc)" >> "$out/build.log" 2>&1 \
+    || { log "build failed:"; grep -E 'error|Error' "$out/build.log" | head -40; exit 1; }
+  log "built $build for sm_$arch"
 fi
-for lib in "$build"/tests/test_*; do
-  missing=$(ldd "$lib" 2>/dev/null | grep "not found" || true)
-  [[ -n $missing ]] && { log "$(basename "$lib") cannot load: $missing"; exit 1; }
+for exe in "$build"/tests/test_* "$build"/tools/bench; do
+  [[ -x $exe && ! -d $exe ]] || continue
+  missing=$(ldd "$exe" 2>/dev/null | grep "not found" || true)
+  [[ -n $missing ]] && { log "$(basename "$exe") cannot load: $missing"; exit 1; }
 done
+"$build/tools/info" >> "$out/env.txt" 2>&1
 
-"$build/tools/info" 2>&1 | tee "$out/info.txt"
-
-log "running the test suite"
-(cd "$build" && ctest -j 4 --timeout 600 --output-on-failure > "$out/ctest.log" 2>&1)
-tests_rc=$?
-tail -5 "$out/ctest.log" | tee -a "$out/summary.txt"
-skipped=$(grep -c "Skipped" "$out/ctest.log" || true)
-log "tests exit code $tests_rc, $skipped skipped"
-
-san_rc=0
-if ((!quick)) && command -v compute-sanitizer >/dev/null; then
-  for tool in memcheck racecheck; do
-    compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/test_kernels" --gtest_filter='*Gpu*' \
-      > "$out/sanitizer-$tool.log" 2>&1
-    rc=$?
-    log "compute-sanitizer $tool on the GPU op tests: exit $rc ($(grep -c 'ERROR SUMMARY: 0 errors' "$out/sanitizer-$tool.log") clean summaries)"
-    ((rc)) && san_rc=$rc
-  done
-fi
-
-log "kernel benchmarks"
-for b in "$build"/bench/bench_*; do
-  name=$(basename "$b")
-  "$b" --benchmark_filter='gpu:1' --benchmark_min_time=0.2 --benchmark_format=console \
-       --benchmark_out="$out/$name.json" --benchmark_out_format=json > "$out/$name.txt" 2>&1
+# ---- 1. GPU tests first (the parity tests that no CPU machine can run) ----------------------------
+gpu_rc=0
+: > "$out/ctest.log"
+for exe in "$build"/tests/test_*; do t=$(basename "$exe")
+  [[ -x $build/tests/$t ]] || continue
+  echo "== $t --gtest_filter='*Gpu*:*Cuda*:*Device*'" >> "$out/ctest.log"
+  timed 90 "$build/tests/$t" --gtest_filter='*Gpu*:*Cuda*:*Device*' --gtest_brief=1 >> "$out/ctest.log" 2>&1 || gpu_rc=1
 done
+gpu_pass=$(grep -ho '\[  PASSED  \] [0-9]* test' "$out/ctest.log" | awk '{s+=$3} END{print s+0}')
+gpu_fail=$(grep -c '^\[  FAILED  \] [A-Za-z]' "$out/ctest.log")
+gpu_skip=$(grep -ho '\[  SKIPPED \] [0-9]* test' "$out/ctest.log" | awk '{s+=$3} END{print s+0}')
+log "GPU tests: $gpu_pass passed, $gpu_fail failed, $gpu_skip skipped"
+grep '^\[  FAILED  \] [A-Za-z]' "$out/ctest.log" | sort -u | head -20 | tee -a "$out/summary.txt"
 
-log "model throughput (tools/bench, paper model, bf16)"
-for b in 64 128; do
-  "$build/tools/bench" --model paper --device cuda --batch "$b" --size 299 --train --iters 10 --json "$out/bench_paper_train_b$b.json" \
-    > "$out/bench_paper_train_b$b.txt" 2>&1 || log "tools/bench batch $b failed: $(tail -1 "$out/bench_paper_train_b$b.txt")"
-done
-if python3 -c "import torch, torchvision" 2>/dev/null; then
-  log "side by side with PyTorch (bench/compare_pytorch_gpu.py)"
-  cmp_args=(--build "$build" --batches 64 128 --iters 10)
+# ---- 2. the paper's model side by side with PyTorch -----------------------------------------------
+: > "$out/bench.txt"
+if [[ -n $py ]] && "$py" -c "import torch, torchvision" 2>/dev/null; then
+  cmp_args=(--build "$build" --batches 64 128 --iters 10 --warmup 3)
   ((compile)) || cmp_args+=(--no-compile)
-  python3 "$here/bench/compare_pytorch_gpu.py" "${cmp_args[@]}" --out "$out/compare_pytorch_gpu.md" > "$out/compare_pytorch_gpu.log" 2>&1 \
-    || log "PyTorch comparison failed: $(tail -3 "$out/compare_pytorch_gpu.log")"
+  echo "== bench/compare_pytorch_gpu.py ${cmp_args[*]}" >> "$out/bench.txt"
+  timed 170 "$py" "$here/bench/compare_pytorch_gpu.py" "${cmp_args[@]}" --out "$out/compare_pytorch_gpu.md" >> "$out/bench.txt" 2>&1 \
+    || log "PyTorch comparison failed or was cut: $(tail -2 "$out/bench.txt" | tr '\n' ' ')"
+fi
+echo "== tools/bench --model paper --device cuda --batch 64 --train --iters 10 (per-block times)" >> "$out/bench.txt"
+timed 60 "$build/tools/bench" --model paper --device cuda --batch 64 --size 299 --train --iters 10 \
+  --json "$out/bench_paper_train_b64.json" >> "$out/bench.txt" 2>&1 || log "tools/bench failed: $(tail -1 "$out/bench.txt")"
+
+# ---- 3. the whole suite ----------------------------------------------------------------------------
+log "whole suite (ctest)"
+(cd "$build" && timed 150 ctest -j 8 --timeout 120 --output-on-failure >> "$out/ctest.log" 2>&1)
+tests_rc=$?
+log "ctest: exit $tests_rc; $(grep -E 'tests passed' "$out/ctest.log" | tail -1)"
+grep -E '^\s*[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Not Run)' "$out/ctest.log" | tee -a "$out/summary.txt"
+
+# ---- 4. kernel benchmarks --------------------------------------------------------------------------
+for b in "$build"/bench/bench_*; do
+  [[ -x $b ]] || continue
+  echo "== $(basename "$b") --benchmark_filter=gpu:1" >> "$out/bench.txt"
+  timed 40 "$b" --benchmark_filter='gpu:1' --benchmark_min_time=0.05 --benchmark_format=console \
+    --benchmark_out="$out/$(basename "$b").json" --benchmark_out_format=json >> "$out/bench.txt" 2>&1 \
+    || log "$(basename "$b") failed or was cut"
+done
+
+# ---- 5. compute-sanitizer on the GPU op tests ------------------------------------------------------
+san_rc=0
+if command -v compute-sanitizer >/dev/null; then
+  timed 100 compute-sanitizer --tool memcheck --error-exitcode 9 "$build/tests/test_kernels" --gtest_filter='*Gpu*' --gtest_brief=1 \
+    > "$out/sanitizer.log" 2>&1
+  san_rc=$?
+  log "compute-sanitizer memcheck on test_kernels '*Gpu*': exit $san_rc; $(grep -h 'ERROR SUMMARY' "$out/sanitizer.log" | tail -1)"
 fi
 
+# ---- summary ---------------------------------------------------------------------------------------
+"$py" - "$out" <<'PY' 2>/dev/null
+import json, glob, os, sys
+out = sys.argv[1]
+merged = {}
+for f in sorted(glob.glob(out + "/bench_*.json")):
+    try:
+        merged[os.path.basename(f)[:-5]] = json.load(open(f))
+    except Exception as e:
+        merged[os.path.basename(f)[:-5]] = {"error": str(e)}
+    os.remove(f)
+json.dump(merged, open(out + "/results.json", "w"), indent=1)
+PY
 {
   echo
-  echo "== summary ($(cat "$out/gpu.txt")) =="
-  printf '%-58s %12s\n' "benchmark (GPU)" "GB/s"
-  python3 - "$out" <<'PY'
-import json, glob, sys
-for f in sorted(glob.glob(sys.argv[1] + "/bench_*.json")):
-    for b in json.load(open(f)).get("benchmarks", []):
-        if "bytes_per_second" in b:
-            print(f"{b['name']:<58} {b['bytes_per_second'] / 1e9:12.1f}")
-PY
+  echo "== summary: $gpu, sm_$arch =="
+  echo "GPU tests: $gpu_pass passed, $gpu_fail failed, $gpu_skip skipped"
+  echo "whole suite: exit $tests_rc; $(grep -E 'tests passed' "$out/ctest.log" | tail -1)"
+  echo "compute-sanitizer memcheck: exit $san_rc"
   [[ -f $out/compare_pytorch_gpu.md ]] && cat "$out/compare_pytorch_gpu.md"
-  echo "tests: exit $tests_rc ($(grep -E 'tests passed' "$out/ctest.log"))"
-  echo "compute-sanitizer: exit $san_rc"
+  grep -E '^(images/s|peak|train|forward)' "$out/bench.txt" | head -8
   echo "total time: $(( $(date +%s) - t0 )) s"
 } | tee -a "$out/summary.txt"
-exit $(( tests_rc || san_rc ))
+exit $(( gpu_rc || tests_rc || san_rc ))
