@@ -5,15 +5,16 @@
 # At most 8 files go to $OUT (or --out DIR): summary.txt env.txt build.log ctest.log bench.txt
 # compare_pytorch_gpu.md sanitizer.log results.json.
 #
-#   scripts/gpu_check.sh [--build DIR] [--out DIR] [--arch 90] [--budget SECONDS] [--compile]
+#   scripts/gpu_check.sh [--build DIR] [--out DIR] [--arch 90] [--budget SECONDS] [--compile] [--tests REGEX] [--no-bench]
 #
-# --budget: wall-clock seconds for everything (default 420); --compile: also time torch.compile.
+# --budget: wall-clock seconds for everything (default 420); --compile: also time torch.compile;
+# --tests: only the ctest tests matching REGEX in the whole-suite step; --no-bench: no benchmarks.
 # Dependencies: the system's packages when present; otherwise deps/gpu/debs/*.deb (made by
 # scripts/gpu_deps.sh where apt works) unpacked into a private prefix, with fallback links only for
 # the libraries the system lacks. cuDNN and cuBLAS come from the toolkit or from PyTorch's wheels.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="" out="${OUT:-$here/gpu-check-out}" arch="" budget=420 compile=0
+build="" out="${OUT:-$here/gpu-check-out}" arch="" budget=420 compile=0 tests_regex="" bench=1
 while (($#)); do
   case "$1" in
     --build) build="$2"; shift ;;
@@ -21,7 +22,9 @@ while (($#)); do
     --arch) arch="$2"; shift ;;
     --budget) budget="$2"; shift ;;
     --compile) compile=1 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --tests) tests_regex="$2"; shift ;;
+    --no-bench) bench=0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -128,35 +131,42 @@ for exe in "$build"/tests/test_*; do t=$(basename "$exe")
   echo "== $t --gtest_filter='*Gpu*:*Cuda*:*Device*'" >> "$out/ctest.log"
   timed 90 "$build/tests/$t" --gtest_filter='*Gpu*:*Cuda*:*Device*' --gtest_brief=1 >> "$out/ctest.log" 2>&1 || gpu_rc=1
 done
-gpu_pass=$(grep -ho '\[  PASSED  \] [0-9]* test' "$out/ctest.log" | awk '{s+=$3} END{print s+0}')
+gpu_pass=$(grep -ho '\[  PASSED  \] [0-9]* test' "$out/ctest.log" | awk '{s+=$4} END{print s+0}')
 gpu_fail=$(grep -c '^\[  FAILED  \] [A-Za-z]' "$out/ctest.log")
-gpu_skip=$(grep -ho '\[  SKIPPED \] [0-9]* test' "$out/ctest.log" | awk '{s+=$3} END{print s+0}')
+gpu_skip=$(grep -ho '\[  SKIPPED \] [0-9]* test' "$out/ctest.log" | awk '{s+=$4} END{print s+0}')
 log "GPU tests: $gpu_pass passed, $gpu_fail failed, $gpu_skip skipped"
 grep '^\[  FAILED  \] [A-Za-z]' "$out/ctest.log" | sort -u | head -20 | tee -a "$out/summary.txt"
 
 # ---- 2. the paper's model side by side with PyTorch -----------------------------------------------
 : > "$out/bench.txt"
-if [[ -n $py ]] && "$py" -c "import torch, torchvision" 2>/dev/null; then
+if ((bench)) && [[ -n $py ]] && "$py" -c "import torch, torchvision" 2>/dev/null; then
   cmp_args=(--build "$build" --batches 64 128 --iters 10 --warmup 3)
   ((compile)) || cmp_args+=(--no-compile)
   echo "== bench/compare_pytorch_gpu.py ${cmp_args[*]}" >> "$out/bench.txt"
   timed 170 "$py" "$here/bench/compare_pytorch_gpu.py" "${cmp_args[@]}" --out "$out/compare_pytorch_gpu.md" >> "$out/bench.txt" 2>&1 \
     || log "PyTorch comparison failed or was cut: $(tail -2 "$out/bench.txt" | tr '\n' ' ')"
 fi
-echo "== tools/bench --model paper --device cuda --batch 64 --train --iters 10 (per-block times)" >> "$out/bench.txt"
-timed 60 "$build/tools/bench" --model paper --device cuda --batch 64 --size 299 --train --iters 10 \
-  --json "$out/bench_paper_train_b64.json" >> "$out/bench.txt" 2>&1 || log "tools/bench failed: $(tail -1 "$out/bench.txt")"
+if ((bench)); then
+  echo "== tools/bench --model paper --device cuda --batch 64 --train --iters 10 (per-block times)" >> "$out/bench.txt"
+  timed 60 "$build/tools/bench" --model paper --device cuda --batch 64 --size 299 --train --iters 10 \
+    --json "$out/bench_paper_train_b64.json" >> "$out/bench.txt" 2>&1 || log "tools/bench failed: $(tail -1 "$out/bench.txt")"
+fi
 
 # ---- 3. the whole suite ----------------------------------------------------------------------------
 log "whole suite (ctest)"
-(cd "$build" && timed 150 ctest -j 8 --timeout 120 --output-on-failure >> "$out/ctest.log" 2>&1)
+# 8 tests at a time with 2 OpenMP threads each: 16 cores, no oversubscription.
+(cd "$build" && export OMP_NUM_THREADS=2 LN_VERBOSE=1 && timed 240 ctest -j 8 --timeout 200 --output-on-failure ${tests_regex:+-R "$tests_regex"} >> "$out/ctest.log" 2>&1)
 tests_rc=$?
 log "ctest: exit $tests_rc; $(grep -E 'tests passed' "$out/ctest.log" | tail -1)"
 grep -E '^\s*[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Not Run)' "$out/ctest.log" | tee -a "$out/summary.txt"
+# The whole network on the GPU against torchvision, with its errors printed (the data is made by ctest).
+echo "== LN_VERBOSE=1 test_model_parity --gtest_filter='*Gpu*'" >> "$out/ctest.log"
+LN_VERBOSE=1 timed 60 "$build/tests/test_model_parity" --gtest_filter='*Gpu*' >> "$out/ctest.log" 2>&1
+log "whole network on the GPU vs torchvision: exit $?; $(grep -hE '^(GPU|grad_)' "$out/ctest.log" | grep -c .) errors printed"
 
 # ---- 4. kernel benchmarks --------------------------------------------------------------------------
 for b in "$build"/bench/bench_*; do
-  [[ -x $b ]] || continue
+  [[ -x $b ]] && ((bench)) || continue
   echo "== $(basename "$b") --benchmark_filter=gpu:1" >> "$out/bench.txt"
   timed 40 "$b" --benchmark_filter='gpu:1' --benchmark_min_time=0.05 --benchmark_format=console \
     --benchmark_out="$out/$(basename "$b").json" --benchmark_out_format=json >> "$out/bench.txt" 2>&1 \

@@ -24,6 +24,9 @@ struct GradCase {
   std::string name;
   std::vector<Shape> input_shapes;
   std::vector<bool> differentiable;  // per input (default: all)
+  // Per input: a parameter that stays f32 under mixed precision (BN gamma/beta, a residual scale), as
+  // the ops require; the others are cast to the activation dtype (default: none stays f32).
+  std::vector<bool> stays_f32;
   std::function<Tensor(const std::vector<Tensor>&)> fn;
   std::function<double(double)> input_transform;  // applied to every random input value
   double eps = 1e-2;
@@ -106,7 +109,9 @@ inline void run_gradient_gpu_parity(const GradCase& c, DType dtype = DType::f32)
   std::vector<Tensor> gin = make_grad_inputs(c, Device::cuda());
   if (dtype != DType::f32) {
     for (auto* v : {&cin, &gin})
-      for (Tensor& t : *v) {
+      for (std::size_t i = 0; i < v->size(); ++i) {
+        if (i < c.stays_f32.size() && c.stays_f32[i]) continue;
+        Tensor& t = (*v)[i];
         const bool rg = t.requires_grad();
         t = t.to(dtype);
         if (rg) t.requires_grad_();

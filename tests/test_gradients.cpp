@@ -32,6 +32,7 @@ GradCase bn(const std::string& name, Shape xs, bool train, bool gamma, bool relu
   const std::int64_t C = xs.back();
   c.input_shapes = {xs, Shape{C}, Shape{C}};
   c.differentiable = {true, gamma, true};
+  c.stays_f32 = {false, true, true};
   c.fn = [train, gamma, relu, C](const std::vector<Tensor>& in) {
     Tensor rm = Tensor::full(Shape{C}, 0.1), rv = Tensor::full(Shape{C}, 1.5);
     rm = rm.to(in[0].device());
@@ -121,6 +122,7 @@ std::vector<GradCase> cases() {
     GradCase c;
     c.name = "residual_scale_by";
     c.input_shapes = {Shape{2, 3, 4}, Shape{2, 3, 4}, Shape{1}};
+    c.stays_f32 = {false, false, true};
     c.fn = [](const std::vector<Tensor>& in) { return F::add(F::scale(in[0], 1.5f), F::scale_by(in[1], in[2])); };
     cs.push_back(c);
   }
