@@ -79,6 +79,10 @@ if [[ -z $build ]]; then
       grep -qxF "$name" <<< "$have" || ln -sf "$so" "$prefix/fallback/$name"
     done
     export LD_LIBRARY_PATH="$prefix/fallback${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # DCMTK's CMake targets name absolute /usr/lib and /usr/include paths: point them into the prefix.
+    for f in "$prefix/$multiarch"/cmake/dcmtk/*.cmake; do
+      [[ -e $f ]] && sed -i "s#/usr/lib/x86_64-linux-gnu/#$prefix/$multiarch/#g; s#\"/usr/include#\"$prefix/usr/include#g" "$f"
+    done
     cmake_extra+=(-DCMAKE_PREFIX_PATH="$prefix/usr;$prefix/$multiarch/cmake"
                   -DHDF5_ROOT="$prefix/$multiarch/hdf5/serial"
                   -DCMAKE_CXX_FLAGS="-isystem $prefix/usr/include"

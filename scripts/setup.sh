@@ -40,9 +40,9 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libhdf5-dev libdnnl-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libpng-dev zlib1g-dev
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libpng-dev zlib1g-dev libdcmtk-dev
 )
-test_packages=(python3 python3-torch python3-torchvision python3-h5py python3-numpy chromium)
+test_packages=(python3 python3-torch python3-torchvision python3-h5py python3-numpy chromium dcmtk)
 ((test_deps)) && packages+=("${test_packages[@]}")
 
 missing=()

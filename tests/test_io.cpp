@@ -21,31 +21,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory per test.
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("livernet_test_" + std::to_string(::getpid()) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using livernet::testing::TempDir;
+using livernet::testing::error_of;
 
 ModelConfig small_config() {
   ModelConfig c;

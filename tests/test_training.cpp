@@ -50,19 +50,7 @@ std::string slurp(const std::string& p) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-class TempDir {
- public:
-  TempDir() : p_(fs::temp_directory_path() / ("livernet_train_" + std::to_string(::getpid()) + "_" +
-                                              ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-    fs::remove_all(p_);
-    fs::create_directories(p_);
-  }
-  ~TempDir() { fs::remove_all(p_); }
-  std::string str(const std::string& n = "") const { return (p_ / n).string(); }
-
- private:
-  fs::path p_;
-};
+using livernet::testing::TempDir;
 
 }  // namespace
 

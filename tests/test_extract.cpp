@@ -1,0 +1,438 @@
+// From CT volumes to lesion patches: pseudonyms (SHA-256/HMAC vectors, key files), class maps, and
+// tools/extract_lesions end to end on phantom volumes in the three layouts (every planted lesion found
+// with the right class, position and size, nothing else), orientations (flipped and permuted grids give
+// identical patches; an oblique one still finds every lesion), broken inputs (the patient is skipped with
+// its reason, the others extract), and privacy (no DICOM identifier or folder name in any output).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "io/dataset.h"
+#include "io/dicom.h"
+#include "io/nifti.h"
+#include "test_util.h"
+#include "tools/common/lesions.h"
+#include "tools/common/phantom_volumes.h"
+#include "tools/common/pseudonym.h"
+
+using namespace livernet;
+using namespace livernet::tools;
+using livernet::testing::error_of;
+using livernet::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string hex(const std::array<std::uint8_t, 32>& d) { return to_hex(d.data(), d.size()); }
+
+std::string slurp(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+struct ToolRun {
+  int rc;
+  std::string out, err;
+};
+
+ToolRun run_tool(const TempDir& dir, const std::string& tool, const std::string& args) {
+  const std::string cmd = std::string(LIVERNET_TOOLS_DIR) + "/" + tool + " " + args + " > " + dir.str("stdout") + " 2> " +
+                          dir.str("stderr");
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir.str("stdout")), slurp(dir.str("stderr"))};
+}
+
+VolumePhantomConfig small_phantoms(const std::string& layout, int patients = 3) {
+  VolumePhantomConfig c;
+  c.patients = patients;
+  c.min_lesions = 2;
+  c.max_lesions = 3;
+  c.size = {80, 72, 24};
+  c.spacing = {0.8, 0.8, 2.5};
+  c.min_diameter = 7;
+  c.max_diameter = 12;
+  c.layout = layout;
+  c.seed = 7;
+  return c;
+}
+
+ClassMap phantom_classes(const std::string& layout) {
+  if (layout == "nifti") return ClassMap::parse_yaml("cyst: ['3']\nmetastasis: ['2']\n", "test");
+  if (layout == "ircadb") return ClassMap::parse_yaml("cyst: ['liver ?kyste?\\d*', 'liver ?cyst\\d*']\nmetastasis: ['livertumou?r\\d*']\n", "test");
+  return ClassMap::parse_yaml("cyst: ['cyst_\\d+']\nmetastasis: ['tumou?r_\\d+']\n", "test");
+}
+
+struct Extraction {
+  std::vector<LesionRecord> lesions;
+  std::vector<Tensor> images;
+  std::vector<std::string> skipped;
+};
+
+Extraction extract_all(const std::string& root, const std::string& layout, const ExtractOptions& o = {}) {
+  Extraction e;
+  const ClassMap classes = phantom_classes(layout);
+  std::vector<std::string> notes;
+  for (const auto& src : find_patients(root, layout, &notes)) {
+    try {
+      PatientScan scan = load_patient(src, layout, classes);
+      scan.patient = src.name;
+      const PatientResult r = extract_patient(scan, classes, o);
+      e.lesions.insert(e.lesions.end(), r.lesions.begin(), r.lesions.end());
+      e.images.insert(e.images.end(), r.images.begin(), r.images.end());
+    } catch (const Error& err) {
+      e.skipped.push_back(src.name + ": " + err.what());
+    }
+  }
+  return e;
+}
+
+double dist(const io::Vec3& a, const io::Vec3& b) {
+  return std::sqrt((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) + (a[2] - b[2]) * (a[2] - b[2]));
+}
+
+// Every planted lesion found once, with its class, its exact voxel set's centroid and volume, a centre
+// within a voxel of the analytic one, and (axis-aligned grids) a bounding box within a voxel of the
+// ellipsoid's extent; and nothing else.
+void expect_matches_truth(const Extraction& e, const std::vector<PhantomVolume>& truth, bool axis_aligned) {
+  std::size_t planted = 0;
+  std::map<std::string, std::vector<const LesionRecord*>> by_patient;
+  for (const auto& l : e.lesions) by_patient[l.patient].push_back(&l);
+  for (const auto& pv : truth) {
+    const auto& found = by_patient[pv.folder];
+    const io::Grid& g = pv.ct.grid;
+    const double voxel_diag = std::sqrt(g.spacing[0] * g.spacing[0] + g.spacing[1] * g.spacing[1] + g.spacing[2] * g.spacing[2]);
+    EXPECT_EQ(found.size(), pv.lesions.size()) << pv.folder;
+    for (const auto& t : pv.lesions) {
+      ++planted;
+      const LesionRecord* best = nullptr;
+      for (const auto* f : found)
+        if (!best || dist(f->centroid_lps, t.voxel_centroid_lps) < dist(best->centroid_lps, t.voxel_centroid_lps)) best = f;
+      ASSERT_NE(best, nullptr) << pv.folder;
+      EXPECT_EQ(best->class_name, t.class_name) << pv.folder << " " << t.structure;
+      EXPECT_LT(dist(best->centroid_lps, t.voxel_centroid_lps), 1e-3) << pv.folder << " " << t.structure;
+      EXPECT_LT(dist(best->centroid_lps, t.centre_lps), voxel_diag) << pv.folder << " " << t.structure;
+      // NIfTI keeps spacings as float32: relative 1e-6.
+      EXPECT_NEAR(best->volume_ml, static_cast<double>(t.voxels) * g.voxel_volume_mm3() / 1000, 1e-6 * best->volume_ml);
+      const double a = t.semi_axes_mm[0], b = t.semi_axes_mm[1];
+      EXPECT_LE(best->max_diameter_mm, 2 * std::max(a, b) + 2 * g.spacing[0]);
+      EXPECT_GE(best->max_diameter_mm, 2 * std::min(a, b) * 0.8 - 2 * g.spacing[0]);  // the largest slice may miss the equator
+      if (axis_aligned) {
+        // Extent of the rotated ellipse along x and y, of the ellipsoid along z; the voxel centres inside
+        // span it within one voxel, less the shrinking of the cross-section on the slice nearest the
+        // centre (slices are 2.5 mm apart).
+        const io::Grid cg = io::reorient(g, io::canonical_reorientation(g));
+        const double kc = cg.to_index(t.centre_lps)[2];
+        const double dz = std::abs(kc - std::round(kc)) * cg.spacing[2];
+        const double shrink = std::sqrt(std::max(0.0, 1 - (dz / t.semi_axes_mm[2]) * (dz / t.semi_axes_mm[2])));
+        const double c = std::cos(t.angle), s = std::sin(t.angle);
+        const double ex = 2 * std::sqrt(a * a * c * c + b * b * s * s), ey = 2 * std::sqrt(a * a * s * s + b * b * c * c);
+        const double ez = 2 * t.semi_axes_mm[2];
+        const double got[3] = {(best->bbox[3] - best->bbox[0] + 1) * cg.spacing[0], (best->bbox[4] - best->bbox[1] + 1) * cg.spacing[1],
+                               (best->bbox[5] - best->bbox[2] + 1) * cg.spacing[2]};
+        const double lo[3] = {ex * shrink - cg.spacing[0], ey * shrink - cg.spacing[1], ez - cg.spacing[2]};
+        const double hi[3] = {ex + cg.spacing[0], ey + cg.spacing[1], ez + cg.spacing[2]};
+        for (int d = 0; d < 3; ++d) {
+          EXPECT_GE(got[d], lo[d] - 1e-6) << pv.folder << " " << t.structure << " axis " << d;
+          EXPECT_LE(got[d], hi[d] + 1e-6) << pv.folder << " " << t.structure << " axis " << d;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(e.lesions.size(), planted) << "extra lesions found";
+  EXPECT_GT(planted, 4u);
+}
+
+}  // namespace
+
+TEST(Pseudonym, Sha256AndHmacMatchThePublishedVectors) {
+  EXPECT_EQ(hex(sha256("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(hex(sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(hex(sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(hex(sha256(std::string(1000000, 'a'))), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  // RFC 4231 test cases 2 and 6 (a key longer than the block).
+  EXPECT_EQ(hex(hmac_sha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(hex(hmac_sha256(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First")),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+TEST(Pseudonym, KeyFileIsCreatedPrivateAndReused) {
+  TempDir dir;
+  const std::string path = dir / "cfg/id.key";
+  bool created = false;
+  const std::string k1 = load_or_create_id_key(path, &created);
+  EXPECT_TRUE(created);
+  EXPECT_EQ(k1.size(), 32u);
+  struct stat st{};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(load_or_create_id_key(path, &created), k1);
+  EXPECT_FALSE(created);
+  EXPECT_EQ(pseudonym(k1, "3Dircadb1.1"), pseudonym(k1, "3Dircadb1.1"));
+  EXPECT_NE(pseudonym(k1, "3Dircadb1.1"), pseudonym(k1, "3Dircadb1.2"));
+  EXPECT_NE(pseudonym(k1, "3Dircadb1.1"), pseudonym(std::string(32, 'x'), "3Dircadb1.1"));
+  EXPECT_EQ(pseudonym(k1, "a").size(), 13u);
+  std::ofstream(dir / "short.key") << "tooshort";
+  EXPECT_NE(error_of([&] { load_or_create_id_key(dir / "short.key"); }).find("short.key: a pseudonymisation key needs at least 16 bytes"),
+            std::string::npos);
+}
+
+TEST(ClassMap, YamlAndCsvFirstMatchCaseInsensitive) {
+  const ClassMap y = ClassMap::parse_yaml("cyst: ['liverkyste?\\d*', 'livercyst']\nmetastasis: livertumor\\d+\n", "m.yaml");
+  EXPECT_EQ(y.classes, (std::vector<std::string>{"cyst", "metastasis"}));
+  EXPECT_EQ(y.match("liverkyst"), 0);
+  EXPECT_EQ(y.match("LiverKyste02"), 0);
+  EXPECT_EQ(y.match("livertumor07"), 1);
+  EXPECT_EQ(y.match("livertumor"), -1);   // full match only
+  EXPECT_EQ(y.match("xlivercyst"), -1);
+  EXPECT_EQ(y.match("portalvein"), -1);
+  const ClassMap c = ClassMap::parse_csv("pattern,class\nTumor_\\d+,metastasis\n# comment\n\"3\",cyst\n", "m.csv");
+  EXPECT_EQ(c.classes, (std::vector<std::string>{"metastasis", "cyst"}));
+  EXPECT_EQ(c.match("tumor_12"), 0);
+  EXPECT_EQ(c.match("3"), 1);
+  EXPECT_NE(error_of([] { ClassMap::parse_yaml("cyst: ['(']\nmetastasis: x\n", "m.yaml"); }).find("m.yaml: pattern '(' of class 'cyst' is not a valid regular expression"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { ClassMap::parse_yaml("cyst: x\n", "m.yaml"); }).find("m.yaml: the class map names one class"), std::string::npos);
+  EXPECT_NE(error_of([] { ClassMap::parse_yaml("- a\n- b\n", "m.yaml"); }).find("m.yaml: expected a mapping"), std::string::npos);
+  EXPECT_NE(error_of([] { ClassMap::parse_csv("just one cell\n", "m.csv"); }).find("m.csv:1: expected 'pattern,class'"), std::string::npos);
+  EXPECT_NE(error_of([] { ClassMap::load("/nonexistent/m.yaml"); }).find("/nonexistent/m.yaml: cannot read"), std::string::npos);
+}
+
+// The three layouts: every planted lesion is found with its class, place and size, and nothing else.
+TEST(ExtractLesions, EveryPlantedLesionInEachLayout) {
+  for (const std::string layout : {"nifti", "ircadb", "dicom-seg"}) {
+    SCOPED_TRACE(layout);
+    TempDir dir;
+    const auto truth = write_phantom_volumes(small_phantoms(layout), dir.str("data"));
+    const Extraction e = extract_all(dir.str("data"), layout);
+    EXPECT_TRUE(e.skipped.empty()) << e.skipped[0];
+    expect_matches_truth(e, truth, true);
+    for (const auto& im : e.images) {
+      EXPECT_EQ(im.size(0), 96);
+      EXPECT_EQ(im.size(1), 96);
+    }
+  }
+}
+
+// Flipped and permuted storage give the very same patches and records as axial storage (the anatomy and
+// its noise are the same voxels, stored in another order); an oblique grid still finds every lesion.
+TEST(ExtractLesions, OrientationsGiveTheSamePatches) {
+  TempDir dir;
+  ExtractOptions o;
+  o.size = 48;
+  o.neighbours = 1;
+  std::vector<Extraction> runs;
+  for (const std::string orientation : {"axial", "flipped", "permuted"}) {
+    auto cfg = small_phantoms("nifti", 2);
+    cfg.orientation = orientation;
+    const auto truth = write_phantom_volumes(cfg, dir.str(orientation));
+    runs.push_back(extract_all(dir.str(orientation), "nifti", o));
+    expect_matches_truth(runs.back(), truth, true);
+  }
+  // The same through DICOM (3D-IRCADb layout), flipped.
+  for (const std::string orientation : {"axial", "flipped"}) {
+    auto cfg = small_phantoms("ircadb", 2);
+    cfg.orientation = orientation;
+    write_phantom_volumes(cfg, dir.str("dcm_" + orientation));
+    runs.push_back(extract_all(dir.str("dcm_" + orientation), "ircadb", o));
+  }
+  // Same format: bit for bit. NIfTI against DICOM: NIfTI keeps spacings as float32, so the bilinear
+  // weights differ in the 7th digit.
+  const std::pair<std::size_t, std::size_t> pairs[] = {{1, 0}, {2, 0}, {4, 3}, {3, 0}};
+  for (const auto& [r, ref] : pairs) {
+    SCOPED_TRACE(r);
+    ASSERT_EQ(runs[r].images.size(), runs[ref].images.size());
+    ASSERT_EQ(runs[r].lesions.size(), runs[ref].lesions.size());
+    for (std::size_t i = 0; i < runs[ref].lesions.size(); ++i) {
+      EXPECT_EQ(runs[r].lesions[i].bbox, runs[ref].lesions[i].bbox);
+      EXPECT_EQ(runs[r].lesions[i].slice, runs[ref].lesions[i].slice);
+      EXPECT_LT(dist(runs[r].lesions[i].centroid_lps, runs[ref].lesions[i].centroid_lps), 1e-4);
+    }
+    for (std::size_t i = 0; i < runs[ref].images.size(); ++i) {
+      const auto a = runs[r].images[i].to_vector<float>(), b = runs[ref].images[i].to_vector<float>();
+      if (r != 3) {
+        EXPECT_EQ(a, b) << "image " << i;
+      } else {
+        float worst = 0;
+        for (std::size_t p = 0; p < a.size(); ++p) worst = std::max(worst, std::abs(a[p] - b[p]));
+        EXPECT_LT(worst, 1e-2f) << "image " << i;
+      }
+    }
+  }
+  auto cfg = small_phantoms("nifti", 2);
+  cfg.orientation = "oblique";
+  const auto truth = write_phantom_volumes(cfg, dir.str("oblique"));
+  expect_matches_truth(extract_all(dir.str("oblique"), "nifti", o), truth, false);
+}
+
+// A 3-D lesion larger than the field of view is taken at a coarser spacing rather than cut, and the
+// neighbouring slices become extra samples of the same lesion.
+TEST(ExtractLesions, LargeLesionsGrowTheFieldOfViewAndNeighboursShareTheLesion) {
+  TempDir dir;
+  auto cfg = small_phantoms("nifti", 1);
+  cfg.min_diameter = cfg.max_diameter = 20;
+  cfg.min_lesions = cfg.max_lesions = 1;
+  write_phantom_volumes(cfg, dir.str("d"));
+  ExtractOptions o;
+  o.size = 16;
+  o.spacing_mm = 0.5;  // 8 mm field of view for a 20 mm lesion
+  o.neighbours = 2;
+  const Extraction e = extract_all(dir.str("d"), "nifti", o);
+  ASSERT_EQ(e.lesions.size(), 1u);
+  EXPECT_GT(e.lesions[0].patch_spacing_mm, 1.2);
+  EXPECT_EQ(e.lesions[0].samples, 5);
+  EXPECT_EQ(e.images.size(), 5u);
+}
+
+// Real-world NIfTI naming: LiTS (volume-N / segmentation-N in one folder) and MSD (imagesTr / labelsTr).
+TEST(ExtractLesions, NiftiPairingFollowsLitsAndMsdNames) {
+  TempDir dir;
+  write_phantom_volumes(small_phantoms("nifti", 2), dir.str("src"));
+  fs::create_directories(dir.str("lits"));
+  fs::create_directories(dir.str("msd/imagesTr"));
+  fs::create_directories(dir.str("msd/labelsTr"));
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir.str("src"))) {
+    fs::copy_file(e.path() / "ct.nii.gz", dir.str("lits/volume-" + std::to_string(n) + ".nii.gz"));
+    fs::copy_file(e.path() / "labels.nii.gz", dir.str("lits/segmentation-" + std::to_string(n) + ".nii.gz"));
+    fs::copy_file(e.path() / "ct.nii.gz", dir.str("msd/imagesTr/liver_" + std::to_string(n) + ".nii.gz"));
+    fs::copy_file(e.path() / "labels.nii.gz", dir.str("msd/labelsTr/liver_" + std::to_string(n) + ".nii.gz"));
+    ++n;
+  }
+  std::ofstream(dir.str("lits/volume-9.nii.gz")) << "lonely";
+  for (const char* root : {"lits", "msd"}) {
+    std::vector<std::string> notes;
+    const auto sources = find_patients(dir.str(root), "nifti", &notes);
+    ASSERT_EQ(sources.size(), 2u) << root;
+    for (const auto& s : sources) {
+      EXPECT_NE(s.ct.find(root == std::string("lits") ? "volume-" : "imagesTr"), std::string::npos);
+      EXPECT_NE(s.masks.at(0).find(root == std::string("lits") ? "segmentation-" : "labelsTr"), std::string::npos);
+    }
+    EXPECT_NE(sources[0].name, sources[1].name);
+    if (root == std::string("lits")) {
+      ASSERT_EQ(notes.size(), 1u);
+      EXPECT_NE(notes[0].find("volume-9.nii.gz: no label map pairs with this volume"), std::string::npos);
+    }
+  }
+}
+
+// Broken patients are skipped with their reason; the others extract; --strict refuses; nothing is
+// written when nothing could be extracted.
+TEST(ExtractLesions, BrokenPatientsAreSkippedWithTheirReason) {
+  TempDir dir;
+  const std::string key = dir / "id.key";
+  // NIfTI: a truncated volume, a label map on another grid.
+  write_phantom_volumes(small_phantoms("nifti", 4), dir.str("nii"));
+  std::vector<fs::path> pats;
+  for (const auto& e : fs::directory_iterator(dir.str("nii"))) pats.push_back(e.path());
+  std::sort(pats.begin(), pats.end());
+  {
+    const std::string ct = slurp((pats[0] / "ct.nii.gz").string());
+    std::ofstream((pats[0] / "ct.nii.gz").string(), std::ios::binary) << ct.substr(0, ct.size() / 2);
+    const io::LabelVolume lab = io::read_nifti_labels((pats[1] / "labels.nii.gz").string());
+    io::LabelVolume shifted = lab;
+    shifted.grid.origin[2] += 5;
+    io::NiftiWriteOptions lo;
+    lo.datatype = "uint8";
+    io::write_nifti((pats[1] / "labels.nii.gz").string(), shifted, lo);
+  }
+  const std::string classes = dir / "classes.yaml";
+  std::ofstream(classes) << "cyst: ['3']\nmetastasis: ['2']\n";
+  const std::string out = dir / "out.h5";
+  ToolRun r = run_tool(dir, "extract_lesions",
+                   "--input " + dir.str("nii") + " --layout nifti --classes " + classes + " --output " + out + " --size 32 --id-key " + key);
+  ASSERT_EQ(r.rc, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("4 patient(s) found, 2 with lesions, 2 skipped"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("skipped " + pats[0].filename().string() + ": "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("truncated"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("label map and volume grids differ (origins differ by 5.00 mm)"), std::string::npos) << r.out;
+  const io::Dataset d = io::load_dataset_h5(out);
+  EXPECT_EQ(d.num_patients(), 2);
+  EXPECT_TRUE(fs::exists(dir / "out_lesions.csv"));
+  // --strict: non-zero exit, nothing written.
+  r = run_tool(dir, "extract_lesions",
+               "--input " + dir.str("nii") + " --layout nifti --classes " + classes + " --output " + dir.str("strict.h5") +
+                   " --strict --id-key " + key);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("2 patient(s) skipped and --strict given; nothing written"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir.str("strict.h5")));
+
+  // 3D-IRCADb: a missing slice in one patient, unknown structure names in another.
+  write_phantom_volumes(small_phantoms("ircadb", 3), dir.str("ircadb"));
+  pats.clear();
+  for (const auto& e : fs::directory_iterator(dir.str("ircadb"))) pats.push_back(e.path());
+  std::sort(pats.begin(), pats.end());
+  {
+    // Remove a middle slice (the file names are shuffled: find it by position).
+    io::DicomSeriesInfo info;
+    io::read_dicom_series((pats[0] / "PATIENT_DICOM").string(), &info);
+    fs::remove(info.files.at(info.files.size() / 2));
+    int renamed = 0;
+    std::vector<fs::path> masks;
+    for (const auto& m : fs::directory_iterator(pats[1] / "MASKS_DICOM")) masks.push_back(m.path());
+    for (const auto& m : masks) {
+      const std::string n = m.filename().string();
+      if (n != "liver" && n != "portalvein") fs::rename(m, m.parent_path() / ("lesion_" + std::to_string(++renamed)));
+    }
+  }
+  std::ofstream(dir / "ircadb.yaml") << "cyst: ['liver ?kyste?\\d*', 'livercyst\\d*']\nmetastasis: ['livertumou?r\\d*']\n";
+  r = run_tool(dir, "extract_lesions",
+               "--input " + dir.str("ircadb") + " --layout ircadb --classes " + dir.str("ircadb.yaml") + " --output " +
+                   dir.str("ircadb.h5") + " --id-key " + key);
+  ASSERT_EQ(r.rc, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("3 patient(s) found, 1 with lesions, 2 skipped"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("missing slice"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("no structure matches the class map (structures found: lesion_1, lesion_2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("structures not in the class map (ignored): lesion_"), std::string::npos) << r.out;
+
+  // Nothing extractable: an error, no file.
+  r = run_tool(dir, "extract_lesions",
+               "--input " + dir.str("ircadb") + " --layout nifti --classes " + classes + " --output " + dir.str("none.h5") +
+                   " --id-key " + key);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("no patient found for layout 'nifti'"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir.str("none.h5")));
+}
+
+// Identifiers planted in the DICOM headers (and the patient folder names) never reach the dataset, the
+// lesion table or what the tool prints; the same key gives the same pseudonyms, another key other ones.
+TEST(ExtractLesions, NoIdentifierReachesAnyOutput) {
+  for (const std::string layout : {"ircadb", "dicom-seg"}) {
+    SCOPED_TRACE(layout);
+    TempDir dir;
+    const auto truth = write_phantom_volumes(small_phantoms(layout, 2), dir.str("data"));
+    std::ofstream(dir / "classes.yaml") << "cyst: ['liver ?kyste?\\d*', 'livercyst\\d*', 'cyst_\\d+']\n"
+                                           "metastasis: ['livertumou?r\\d*', 'tumor_\\d+']\n";
+    const std::string args = "--input " + dir.str("data") + " --layout " + layout + " --classes " + dir.str("classes.yaml") +
+                             " --size 32 --id-key " + dir.str("id.key");
+    const ToolRun r = run_tool(dir, "extract_lesions", args + " --output " + dir.str("a.h5") + " --id-map " + dir.str("map.csv"));
+    ASSERT_EQ(r.rc, 0) << r.err << r.out;
+    const std::string outputs = slurp(dir.str("a.h5")) + slurp(dir.str("a_lesions.csv")) + r.out + r.err;
+    for (const auto& pv : truth) {
+      for (const std::string& id : {pv.patient_name, pv.patient_id, pv.birth_date, pv.accession_number, pv.institution, pv.folder,
+                                    pv.patient_name.substr(0, pv.patient_name.find('^'))})
+        EXPECT_EQ(outputs.find(id), std::string::npos) << "'" << id << "' leaked";
+      // The id map (kept apart by the user) is the one place that links a folder to its pseudonym.
+      EXPECT_NE(slurp(dir.str("map.csv")).find(pv.folder), std::string::npos);
+    }
+    const ToolRun again = run_tool(dir, "extract_lesions", args + " --output " + dir.str("b.h5"));
+    ASSERT_EQ(again.rc, 0) << again.err;
+    const io::Dataset a = io::load_dataset_h5(dir.str("a.h5")), b = io::load_dataset_h5(dir.str("b.h5"));
+    EXPECT_EQ(a.patient_ids, b.patient_ids);
+    EXPECT_EQ(a.lesion_ids, b.lesion_ids);
+    std::ofstream(dir.str("other.key")) << std::string(32, 'k');
+    const ToolRun other = run_tool(dir, "extract_lesions",
+                               "--input " + dir.str("data") + " --layout " + layout + " --classes " + dir.str("classes.yaml") +
+                                   " --size 32 --id-key " + dir.str("other.key") + " --output " + dir.str("c.h5"));
+    ASSERT_EQ(other.rc, 0) << other.err;
+    EXPECT_NE(io::load_dataset_h5(dir.str("c.h5")).patient_ids, a.patient_ids);
+    EXPECT_EQ(a.num_patients(), 2);
+  }
+}
