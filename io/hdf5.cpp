@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 
 namespace livernet::io {
 
@@ -20,7 +21,12 @@ namespace fs = std::filesystem;
 
 void quiet_hdf5() {
   static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  std::call_once(once, [] {
+    // No library shutdown at exit: after a failed write (disk full, file-size limit) HDF5 keeps the file
+    // open and its exit-time flush of it crashes. Every file we write is closed explicitly before use.
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  });
 }
 
 // Owns an HDF5 identifier of any kind.
@@ -74,12 +80,70 @@ hid_t mem_type(DType t) {
 
 #define LN_H5_FAIL(...) LN_FAIL(path_, ": ", __VA_ARGS__)
 
+namespace {
+
+// HDF5 1.10's reader of global heap collections (where variable-length strings live) loops forever on a
+// collection holding a free-space object of size 0, which only a damaged or crafted file has (found by
+// fuzz/fuzz_dataset_h5). Such a collection is looked for before the library parses anything: a "GCOL"
+// signature, version 1, a plausible collection size (8-byte lengths, as livernet and h5py write), then its
+// objects walked as the library does. Returns the offset of the first bad collection, or -1.
+std::int64_t looping_global_heap(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return -1;
+  in.seekg(0, std::ios::end);
+  const std::int64_t file_size = in.tellg();
+  auto read_at = [&](std::int64_t at, unsigned char* dst, std::size_t n) {
+    in.clear();
+    in.seekg(at);
+    in.read(reinterpret_cast<char*>(dst), static_cast<std::streamsize>(n));
+    return static_cast<std::size_t>(in.gcount()) == n;
+  };
+  auto le = [](const unsigned char* p, int n) {
+    std::uint64_t v = 0;
+    for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
+    return v;
+  };
+  constexpr std::int64_t kHeader = 16, kObjHeader = 16, kMinSize = 4096;
+  std::vector<unsigned char> buf(std::size_t{1} << 20);
+  for (std::int64_t base = 0; base < file_size; base += static_cast<std::int64_t>(buf.size()) - 3) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::int64_t>(file_size - base, static_cast<std::int64_t>(buf.size())));
+    if (!read_at(base, buf.data(), n)) return -1;
+    for (std::size_t i = 0; i + 4 <= n; ++i) {
+      if (std::memcmp(buf.data() + i, "GCOL", 4) != 0) continue;
+      const std::int64_t at = base + static_cast<std::int64_t>(i);
+      unsigned char h[kHeader];
+      if (!read_at(at, h, sizeof h) || h[4] != 1) continue;
+      const std::uint64_t size = le(h + 8, 8);
+      if (size < static_cast<std::uint64_t>(kMinSize) || size > static_cast<std::uint64_t>(file_size - at)) continue;
+      const std::int64_t end = at + static_cast<std::int64_t>(size);
+      for (std::int64_t p = at + kHeader; p + kObjHeader <= end;) {
+        unsigned char o[kObjHeader];
+        if (!read_at(p, o, sizeof o)) break;
+        const std::uint64_t idx = le(o, 2), obj_size = le(o + 8, 8);
+        if (obj_size > static_cast<std::uint64_t>(end - p)) break;  // the library reports this one itself
+        const std::int64_t need = idx > 0 ? kObjHeader + static_cast<std::int64_t>((obj_size + 7) & ~std::uint64_t{7})
+                                          : static_cast<std::int64_t>(obj_size);
+        if (need == 0) return at;
+        p += need;
+      }
+      in.clear();
+    }
+    if (n < buf.size()) break;
+  }
+  return -1;
+}
+
+}  // namespace
+
 H5File H5File::open(const std::string& path, bool writable) {
   quiet_hdf5();
   std::error_code ec;
   LN_CHECK(fs::exists(path, ec), path, ": no such file");
   LN_CHECK(fs::is_regular_file(path, ec), path, ": not a regular file");
   LN_CHECK(H5Fis_hdf5(path.c_str()) > 0, path, ": not an HDF5 file (or truncated)");
+  const std::int64_t bad_heap = looping_global_heap(path);
+  LN_CHECK(bad_heap < 0, path, ": damaged HDF5 file (the global heap collection at byte ", bad_heap,
+           " holds an empty free-space object)");
   const hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
   LN_CHECK(id >= 0, path, ": cannot open as HDF5 (damaged or truncated file?)");
   return H5File(id, path);
@@ -149,17 +213,33 @@ std::vector<std::string> H5File::children(const std::string& group) const {
 
 std::vector<std::string> H5File::datasets() const {
   std::vector<std::string> out;
-  std::function<void(const std::string&)> walk = [&](const std::string& group) {
+  // Hard links can make a group reachable twice, or form cycles (a group holding its parent): each group is
+  // walked once (a second link to it is refused), and no deeper than any real file nests.
+  std::set<haddr_t> seen;
+  {
+    Id root(H5Oopen(id_, "/", H5P_DEFAULT));
+    H5O_info_t oi{};
+    if (root.ok() && H5Oget_info2(root.get(), &oi, H5O_INFO_BASIC) >= 0) seen.insert(oi.addr);
+  }
+  std::function<void(const std::string&, int)> walk = [&](const std::string& group, int depth) {
+    if (depth > 32) LN_H5_FAIL("groups nested more than 32 deep (", group.substr(0, 100), "...)");
     for (const std::string& name : children(group)) {
       const std::string full = group == "/" ? name : group + "/" + name;
       Id o(H5Oopen(id_, full.c_str(), H5P_DEFAULT));
       if (!o.ok()) continue;
       const H5I_type_t t = H5Iget_type(o.get());
-      if (t == H5I_DATASET) out.push_back(full);
-      else if (t == H5I_GROUP) walk(full);
+      if (t == H5I_DATASET) {
+        out.push_back(full);
+      } else if (t == H5I_GROUP) {
+        H5O_info_t oi{};
+        if (H5Oget_info2(o.get(), &oi, H5O_INFO_BASIC) < 0) LN_H5_FAIL("cannot inspect group '", full.substr(0, 100), "'");
+        if (!seen.insert(oi.addr).second)
+          LN_H5_FAIL("group '", full.substr(0, 100), "' is a second link to a group already seen (a cycle of links?)");
+        walk(full, depth + 1);
+      }
     }
   };
-  walk("/");
+  walk("/", 0);
   return out;
 }
 
@@ -205,6 +285,16 @@ Tensor H5File::read(const std::string& dataset, std::optional<DType> as, std::in
                "), more than the ", max_elements, " allowed");
   const DType want = as.value_or(inf.dtype);
   const DType load = mem_type(want) >= 0 ? want : DType::f32;
+  if (inf.shape.numel() > 0) {
+    // A small file may declare a huge dataset whose chunks were never written (HDF5 would return fill
+    // values): refuse before allocating when the file stores less than 1/1024 of what is declared.
+    Id d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
+    const double declared = static_cast<double>(inf.shape.numel()) * static_cast<double>(H5Tget_size(Id(H5Dget_type(d.get())).get()));
+    const double stored = static_cast<double>(H5Dget_storage_size(d.get()));
+    if (declared > (1 << 26) && stored * 1024 < declared)
+      LN_H5_FAIL("dataset '", dataset, "' declares ", inf.shape.str(), " (", static_cast<long long>(declared / (1 << 20)),
+                 " MiB) but the file stores ", static_cast<long long>(stored / (1 << 20)), " MiB of it (corrupt or truncated file)");
+  }
   Tensor t = Tensor::empty(inf.shape, load);
   if (t.numel() > 0) {
     Id d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
@@ -439,6 +529,12 @@ void write_file_atomically(const std::string& path, const std::function<void(con
       ::fsync(dfd);
       ::close(dfd);
     }
+  } catch (const Error& e) {
+    fs::remove(tmp, ec);
+    // Name the file the user asked for, not the temporary.
+    std::string msg = e.what();
+    for (std::size_t at; (at = msg.find(tmp)) != std::string::npos;) msg.replace(at, tmp.size(), path);
+    throw Error(msg);
   } catch (...) {
     fs::remove(tmp, ec);
     throw;

@@ -17,6 +17,23 @@ namespace livernet::io {
 
 namespace {
 
+// Text from the file inside an error message: control characters escaped (the message stays one line),
+// at most 60 characters.
+std::string shown(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size() && i < 60; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", c);
+      out += b;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return s.size() > 60 ? out + "..." : out;
+}
+
 struct NpyHeader {
   std::string descr;
   bool fortran = false;
@@ -49,7 +66,7 @@ NpyHeader parse_npy_header(const std::string& h, const std::string& path) {
     if (i >= dims.size()) break;
     std::size_t j = i;
     while (j < dims.size() && std::isdigit(static_cast<unsigned char>(dims[j]))) ++j;
-    LN_CHECK(j > i && j - i <= 15, path, ": bad extent in the .npy shape '", dims, "'");
+    LN_CHECK(j > i && j - i <= 15, path, ": bad extent in the .npy shape '", shown(dims), "'");
     out.shape.push_back(std::stoll(dims.substr(i, j - i)));
     i = j;
   }
@@ -83,7 +100,7 @@ Tensor read_npy(const std::string& path, std::int64_t max_elements) {
   LN_CHECK(static_cast<std::uint32_t>(in.gcount()) == hlen, path, ": truncated .npy header");
   const NpyHeader h = parse_npy_header(header, path);
   LN_CHECK(!h.fortran, path, ": Fortran-order arrays are not supported (save with np.ascontiguousarray)");
-  LN_CHECK(h.descr.size() >= 3, path, ": unsupported dtype '", h.descr, "'");
+  LN_CHECK(h.descr.size() >= 3, path, ": unsupported dtype '", shown(h.descr), "'");
   const char endian = h.descr[0], kind = h.descr[1];
   const int size = std::atoi(h.descr.c_str() + 2);
   LN_CHECK(endian == '<' || endian == '|' || (endian == '=' ), path, ": big-endian .npy data is not supported");
@@ -100,8 +117,17 @@ Tensor read_npy(const std::string& path, std::int64_t max_elements) {
   else if ((kind == 'u' && size == 1) || (kind == 'b' && size == 1)) dt = DType::u8;
   else if ((kind == 'i' && (size == 1 || size == 2 || size == 4)) || (kind == 'u' && size == 2)) dt = DType::i32;
   else if ((kind == 'i' && size == 8) || (kind == 'u' && size == 4)) dt = DType::i64;
-  else LN_FAIL(path, ": unsupported .npy dtype '", h.descr, "'");
-  std::vector<char> raw(static_cast<std::size_t>(n) * static_cast<std::size_t>(size));
+  else LN_FAIL(path, ": unsupported .npy dtype '", shown(h.descr), "'");
+  // Before allocating: the data the header declares must be in the file.
+  const std::uint64_t need = static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(size);
+  const std::streamoff data_at = in.tellg();
+  in.seekg(0, std::ios::end);
+  const std::streamoff file_end = in.tellg();
+  in.seekg(data_at);
+  LN_CHECK(in && data_at >= 0 && file_end >= data_at, path, ": cannot determine the .npy file size");
+  const auto have = static_cast<std::uint64_t>(file_end - data_at);
+  LN_CHECK(have >= need, path, ": truncated .npy data (", have, " of ", need, " bytes)");
+  std::vector<char> raw(static_cast<std::size_t>(need));
   in.read(raw.data(), static_cast<std::streamsize>(raw.size()));
   LN_CHECK(static_cast<std::size_t>(in.gcount()) == raw.size(), path, ": truncated .npy data (", in.gcount(), " of ",
            raw.size(), " bytes)");
@@ -167,6 +193,11 @@ Tensor read_png(const std::string& path, int* bit_depth_out) {
   LN_CHECK(fp, path, ": cannot open");
   unsigned char sig[8] = {};
   LN_CHECK(std::fread(sig, 1, 8, fp.get()) == 8 && png_sig_cmp(sig, 0, 8) == 0, path, ": not a PNG file");
+  // The pixels can be at most zlib's 1032:1 larger than the file: the bound for what a header may declare.
+  LN_CHECK(std::fseek(fp.get(), 0, SEEK_END) == 0, path, ": cannot seek");
+  const long file_size = std::ftell(fp.get());
+  LN_CHECK(file_size > 0 && std::fseek(fp.get(), 8, SEEK_SET) == 0, path, ": cannot seek");
+  const std::uint64_t max_pixel_bytes = static_cast<std::uint64_t>(file_size) * 1100 + (1 << 16);
   std::string err;
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
   LN_CHECK(png, path, ": libpng initialisation failed");
@@ -178,7 +209,7 @@ Tensor read_png(const std::string& path, int* bit_depth_out) {
   // libpng reports errors with longjmp: keep only plain data on this frame between setjmp and the calls.
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_read_struct(&png, &info, nullptr);
-    LN_FAIL(path, ": corrupt PNG (", err.empty() ? "libpng error" : err, ")");
+    LN_FAIL(path, ": corrupt PNG (", err.empty() ? "libpng error" : shown(err), ")");
   }
   png_init_io(png, fp.get());
   png_set_sig_bytes(png, 8);
@@ -190,13 +221,14 @@ Tensor read_png(const std::string& path, int* bit_depth_out) {
   const int color = png_get_color_type(png, info);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
-  if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  png_set_strip_alpha(png);  // also the alpha that a palette's tRNS expands to
   if (depth == 16) png_set_swap(png);  // little-endian 16-bit samples
   png_read_update_info(png, info);
   depth = png_get_bit_depth(png, info);
   channels = png_get_channels(png, info);
   const std::size_t stride = png_get_rowbytes(png, info);
+  if (static_cast<std::uint64_t>(stride) * height > max_pixel_bytes)
+    png_error(png, "the header declares more pixels than the file can hold");
   pixels.resize(stride * height);
   rows.resize(height);
   for (png_uint_32 r = 0; r < height; ++r) rows[r] = pixels.data() + r * stride;

@@ -35,9 +35,9 @@ Batch load(const std::string& path, bool preprocess, const io::HuWindow& window,
     if (x.dim() == 2) x = x.reshape({1, x.size(0), x.size(1), 1});
     else if (x.dim() == 3) x = x.reshape({x.size(0), x.size(1), x.size(2), 1});
     LN_CHECK(x.dim() == 4, path, ": expected an array of shape (N, H, W, C), (N, H, W) or (H, W), got ", x.shape().str());
-    if (preprocess) x = io::apply_window(x, window);
     for (float v : x.to_vector<float>())
       LN_CHECK(std::isfinite(v), path, ": the array contains NaN or infinity");
+    if (preprocess) x = io::apply_window(x, window);
     b.images = x;
     for (std::int64_t i = 0; i < x.size(0); ++i) b.ids.push_back(std::to_string(i));
   } else if (ext == ".png") {
@@ -59,6 +59,8 @@ Batch load(const std::string& path, bool preprocess, const io::HuWindow& window,
     LN_CHECK(f.is_dataset("images"), path, ": no 'images' dataset (not a livernet dataset file?)");
     Tensor hu = f.read("images", DType::f32);
     LN_CHECK(hu.dim() == 3, path, ": 'images' must be (N, H, W) in HU, got ", hu.shape().str());
+    for (std::int64_t i = 0; i < hu.numel(); ++i)
+      LN_CHECK(std::isfinite(hu.data<float>()[i]), path, ": 'images' contains NaN or infinity (image ", i / (hu.size(1) * hu.size(2)), ")");
     b.images = io::apply_window(hu, window).reshape({hu.size(0), hu.size(1), hu.size(2), 1});
     if (f.is_dataset("lesion_id")) {
       b.ids = f.read_strings("lesion_id");

@@ -7,6 +7,8 @@
 #include <fstream>
 
 #include "tools/common/report.h"
+#include "io/hdf5.h"
+#include "io/weights.h"
 #include "tools/common/tool.h"
 #include "tools/common/trainer.h"
 
@@ -18,6 +20,28 @@ void on_signal(int sig) {
   if (tools::interrupt_flag().exchange(true)) {  // second signal: stop now
     std::signal(sig, SIG_DFL);
     std::raise(sig);
+  }
+}
+
+// What a bad input can make training refuse is checked before the run directory is created or anything
+// is printed, so the refusal is one line and leaves nothing behind: the data (loaded, every class present,
+// enough patients for the folds), the device, the initial weights and, on --resume, the checkpoints.
+void check_inputs(const tools::TrainConfig& cfg, const std::string& resume_dir) {
+  {
+    const io::Dataset data = io::load_dataset(cfg.data, io::ManifestOptions{cfg.window, 32768.f, cfg.model.class_names});
+    LN_CHECK(data.num_classes() >= 2, cfg.data, ": needs at least two classes");
+    (void)tools::positive_class_index(cfg, data.class_names);
+    (void)tools::make_folds(data, cfg.folds, cfg.val_fraction, cfg.seed);
+  }
+  (void)tools::resolve_device(cfg.device);
+  if (!cfg.weights.empty()) (void)io::read_model_config(cfg.weights);
+  if (resume_dir.empty()) return;
+  for (int k = 0; k < cfg.folds; ++k) {
+    const std::string ckpt = resume_dir + "/fold_" + std::to_string(k) + "/checkpoint.h5";
+    if (!fs::exists(ckpt)) continue;
+    const io::H5File f = io::H5File::open(ckpt);
+    LN_CHECK(f.has_attr("/", "format") && f.read_string_attr("/", "format") == io::kCheckpointFormat, ckpt,
+             ": not a training checkpoint (delete it to restart the fold)");
   }
 }
 }  // namespace
@@ -58,6 +82,8 @@ int main(int argc, char** argv) {
       LN_CHECK(config_path.empty() && data.empty() && weights.empty(), "--resume takes the run's own configuration; only "
                                                                         "--device, --loader-threads may change");
       LN_CHECK(fs::is_directory(resume), resume, ": no such run directory");
+      LN_CHECK(fs::exists(resume + "/config.yaml"), resume, ": no config.yaml: the run was stopped before it started; start it "
+               "again (with --force to replace the directory)");
       cfg = tools::load_train_config(resume + "/config.yaml");
       run_dir = resume;
     } else {
@@ -87,14 +113,14 @@ int main(int argc, char** argv) {
     }
     if (!device.empty()) cfg.device = device;
     if (threads) cfg.loader_threads = threads;
-    cfg.validate();
+    cfg.validate(!resume.empty() ? resume + "/config.yaml" : config_path.empty() ? std::string("config") : config_path);
+    if (resume.empty() && fs::exists(run_dir))
+      LN_CHECK(force, run_dir, ": the run directory exists; use --resume ", run_dir, " to continue it or --force to replace it");
+    check_inputs(cfg, resume);  // before --force removes anything
     if (resume.empty()) {
-      if (fs::exists(run_dir)) {
-        LN_CHECK(force, run_dir, ": the run directory exists; use --resume ", run_dir, " to continue it or --force to replace it");
-        fs::remove_all(run_dir);
-      }
+      if (fs::exists(run_dir)) fs::remove_all(run_dir);
       fs::create_directories(run_dir);
-      std::ofstream(run_dir + "/config.yaml") << cfg.to_yaml();
+      io::write_text_file_atomically(run_dir + "/config.yaml", cfg.to_yaml());
     }
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);

@@ -1,5 +1,6 @@
 #include "tools/common/tool.h"
 
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <fstream>
@@ -11,11 +12,19 @@
 namespace livernet::tools {
 
 int run(CLI::App& app, int argc, char** argv, const std::function<int()>& body) {
+  // A write past the file-size limit (ulimit -f, quota-like setups) then fails with EFBIG and is reported
+  // like a full disk, instead of killing the process mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // One line, like every other error (CLI11's own message adds "Run with --help ..." on a second line).
+    std::string msg = e.what();
+    for (char& c : msg)
+      if (c == '\n') c = ' ';
+    std::fprintf(stderr, "%s: %s (see --help)\n", app.get_name().c_str(), msg.c_str());
+    return 2;
   }
   try {
     return body();

@@ -13,7 +13,8 @@
 namespace livernet::tools {
 
 // Parses argv with `app`, then runs `body`. livernet::Error and other exceptions become
-// "<tool>: <message>" on stderr with exit code 1; bad arguments print CLI11's message, exit code 2.
+// "<tool>: <message>" on stderr with exit code 1; bad arguments "<tool>: <CLI11's message> (see --help)",
+// exit code 2. Either way one line.
 int run(CLI::App& app, int argc, char** argv, const std::function<int()>& body);
 
 // "auto" (the GPU when one is usable, else the CPU), "cpu", "cuda", "cuda:N".

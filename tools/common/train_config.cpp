@@ -25,6 +25,18 @@ int edit_distance(const std::string& a, const std::string& b) {
 
 namespace {
 
+// Text from the file inside an error message: control characters escaped (the message stays one line),
+// at most `max` characters.
+std::string shown(const std::string& s, std::size_t max = 60) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size() && i < max; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) out += str_cat("\\x", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]);
+    else out += static_cast<char>(c);
+  }
+  return s.size() > max ? out + "..." : out;
+}
+
 // Reads the keys of one YAML mapping, rejecting the unknown ones.
 class Section {
  public:
@@ -34,6 +46,7 @@ class Section {
     if (!present()) return;
     LN_CHECK(node_.IsMap(), where_, ": expected a mapping of keys");
     for (auto it = node_.begin(); it != node_.end(); ++it) {
+      LN_CHECK(it->first.IsScalar(), where_, ": a key must be a name (line ", it->first.Mark().line + 1, ")");
       const std::string key = it->first.as<std::string>();
       if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
       std::string best;
@@ -42,7 +55,7 @@ class Section {
         const int d = edit_distance(key, k);
         if (d < dist) dist = d, best = k;
       }
-      LN_FAIL(where_, ": unknown key '", key, "'", best.empty() ? std::string() : str_cat(" (did you mean '", best, "'?)"));
+      LN_FAIL(where_, ": unknown key '", shown(key), "'", best.empty() ? std::string() : str_cat(" (did you mean '", best, "'?)"));
     }
   }
   bool present() const { return node_.IsDefined() && !node_.IsNull(); }
@@ -52,7 +65,7 @@ class Section {
     try {
       out = node_[key].as<T>();
     } catch (const YAML::Exception&) {
-      LN_FAIL(where_, ".", key, ": expected ", type_name<T>(), ", got '", YAML::Dump(node_[key]), "'");
+      LN_FAIL(where_, ".", key, ": expected ", type_name<T>(), ", got '", shown(YAML::Dump(node_[key])), "'");
     }
   }
   YAML::Node child(const std::string& key) const { return present() ? node_[key] : YAML::Node(YAML::NodeType::Undefined); }
@@ -76,40 +89,44 @@ void one_of(const std::string& where, const std::string& value, std::initializer
     if (value == o) return;
   std::string list;
   for (const char* o : options) list += (list.empty() ? "" : ", ") + std::string(o);
-  LN_FAIL(where, ": '", value, "' is not one of ", list);
+  LN_FAIL(where, ": '", shown(value), "' is not one of ", list);
 }
 
 }  // namespace
 
-void TrainConfig::validate() const {
-  LN_CHECK(!data.empty(), "config: data.path is required (a dataset .h5 or a manifest .csv)");
-  LN_CHECK(window.width > 0, "config: data.window_width must be > 0");
-  LN_CHECK(model.input_size >= 75, "config: data.input_size must be >= 75 (InceptionV3's minimum), got ", model.input_size);
-  one_of("config: data.balance", balance, {"oversample", "class_weight", "none"});
+void TrainConfig::validate(const std::string& where) const {
+  LN_CHECK(!data.empty(), where, ": data.path is required (a dataset .h5 or a manifest .csv)");
+  LN_CHECK(window.width > 0, where, ": data.window_width must be > 0");
+  LN_CHECK(model.input_size >= 75, where, ": data.input_size must be >= 75 (InceptionV3's minimum), got ", model.input_size);
+  one_of(where + ": data.balance", balance, {"oversample", "class_weight", "none"});
   LN_CHECK(augment.rotation_deg >= 0 && augment.rotation_deg <= 180 && augment.scale >= 0 && augment.scale < 1 &&
                augment.translate >= 0 && augment.translate < 0.5 && augment.hu_shift >= 0 && augment.noise_std >= 0,
-           "config: data.augment values out of range (rotation_deg 0..180, scale 0..1, translate 0..0.5, hu_shift >= 0, noise_std >= 0)");
-  model.validate();
-  LN_CHECK(freeze_backbone_epochs >= 0, "config: model.freeze_backbone_epochs must be >= 0");
-  one_of("config: train.optimizer", optimizer, {"sgd", "adam", "adamw"});
-  LN_CHECK(lr > 0, "config: train.lr must be > 0, got ", lr);
-  LN_CHECK(momentum >= 0 && momentum < 1, "config: train.momentum must be in [0, 1)");
-  LN_CHECK(weight_decay >= 0, "config: train.weight_decay must be >= 0");
-  LN_CHECK(batch_size >= 2, "config: train.batch_size must be >= 2 (batch norm needs it), got ", batch_size);
-  LN_CHECK(epochs >= 1, "config: train.epochs must be >= 1");
-  one_of("config: train.schedule", schedule, {"plateau", "cosine", "step", "none"});
-  LN_CHECK(plateau_factor > 0 && plateau_factor < 1, "config: train.plateau_factor must be in (0, 1)");
-  LN_CHECK(plateau_patience >= 0 && early_stopping_patience >= 0, "config: patience values must be >= 0");
-  LN_CHECK(warmup_epochs >= 0 && warmup_epochs < epochs, "config: train.warmup_epochs must be in [0, epochs)");
-  one_of("config: train.monitor", monitor, {"val_loss", "val_auc", "val_accuracy"});
-  LN_CHECK(label_smoothing >= 0 && label_smoothing < 1, "config: train.label_smoothing must be in [0, 1)");
-  LN_CHECK(clip_grad_norm >= 0, "config: train.clip_grad_norm must be >= 0");
-  one_of("config: train.nonfinite", nonfinite, {"skip", "stop"});
-  LN_CHECK(precise_bn_samples >= 0, "config: train.precise_bn_samples must be >= 0");
-  LN_CHECK(folds >= 2 && folds <= 50, "config: cv.folds must be in [2, 50], got ", folds);
-  LN_CHECK(val_fraction > 0 && val_fraction < 0.5, "config: cv.val_fraction must be in (0, 0.5)");
-  one_of("config: runtime.precision", precision, {"auto", "f32", "bf16", "f16"});
-  LN_CHECK(loader_threads >= 1 && loader_threads <= 64, "config: runtime.loader_threads must be in [1, 64]");
+           where, ": data.augment values out of range (rotation_deg 0..180, scale 0..1, translate 0..0.5, hu_shift >= 0, noise_std >= 0)");
+  try {
+    model.validate();
+  } catch (const Error& e) {
+    LN_FAIL(where, ": ", e.what());
+  }
+  LN_CHECK(freeze_backbone_epochs >= 0, where, ": model.freeze_backbone_epochs must be >= 0");
+  one_of(where + ": train.optimizer", optimizer, {"sgd", "adam", "adamw"});
+  LN_CHECK(lr > 0, where, ": train.lr must be > 0, got ", lr);
+  LN_CHECK(momentum >= 0 && momentum < 1, where, ": train.momentum must be in [0, 1)");
+  LN_CHECK(weight_decay >= 0, where, ": train.weight_decay must be >= 0");
+  LN_CHECK(batch_size >= 2, where, ": train.batch_size must be >= 2 (batch norm needs it), got ", batch_size);
+  LN_CHECK(epochs >= 1, where, ": train.epochs must be >= 1");
+  one_of(where + ": train.schedule", schedule, {"plateau", "cosine", "step", "none"});
+  LN_CHECK(plateau_factor > 0 && plateau_factor < 1, where, ": train.plateau_factor must be in (0, 1)");
+  LN_CHECK(plateau_patience >= 0 && early_stopping_patience >= 0, where, ": patience values must be >= 0");
+  LN_CHECK(warmup_epochs >= 0 && warmup_epochs < epochs, where, ": train.warmup_epochs must be in [0, epochs)");
+  one_of(where + ": train.monitor", monitor, {"val_loss", "val_auc", "val_accuracy"});
+  LN_CHECK(label_smoothing >= 0 && label_smoothing < 1, where, ": train.label_smoothing must be in [0, 1)");
+  LN_CHECK(clip_grad_norm >= 0, where, ": train.clip_grad_norm must be >= 0");
+  one_of(where + ": train.nonfinite", nonfinite, {"skip", "stop"});
+  LN_CHECK(precise_bn_samples >= 0, where, ": train.precise_bn_samples must be >= 0");
+  LN_CHECK(folds >= 2 && folds <= 50, where, ": cv.folds must be in [2, 50], got ", folds);
+  LN_CHECK(val_fraction > 0 && val_fraction < 0.5, where, ": cv.val_fraction must be in (0, 0.5)");
+  one_of(where + ": runtime.precision", precision, {"auto", "f32", "bf16", "f16"});
+  LN_CHECK(loader_threads >= 1 && loader_threads <= 64, where, ": runtime.loader_threads must be in [1, 64]");
 }
 
 TrainConfig parse_train_config(const std::string& text, const std::string& source) {
@@ -117,7 +134,7 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    LN_FAIL(source, ": not valid YAML: ", e.what());
+    LN_FAIL(source, ": not valid YAML: ", shown(e.what(), 200));
   }
   TrainConfig c;
   if (!root || root.IsNull()) return c;
@@ -147,10 +164,18 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
   model.get("arch", c.model.arch);
   std::string s;
   model.get("flavour", s);
-  if (!s.empty()) c.model.flavour = parse_flavour(s);
+  try {
+    if (!s.empty()) c.model.flavour = parse_flavour(s);
+  } catch (const Error& e) {
+    LN_FAIL(source, ": model.flavour: ", shown(e.what(), 200));
+  }
   s.clear();
   model.get("residual", s);
-  if (!s.empty()) c.model.residual = parse_residual_mode(s);
+  try {
+    if (!s.empty()) c.model.residual = parse_residual_mode(s);
+  } catch (const Error& e) {
+    LN_FAIL(source, ": model.residual: ", shown(e.what(), 200));
+  }
   model.get("residual_learnable", c.model.residual_learnable);
   model.get("residual_init", c.model.residual_init);
   model.get("head_hidden", c.model.head_hidden);

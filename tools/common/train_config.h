@@ -57,7 +57,8 @@ struct TrainConfig {
   int loader_threads = 1;
   bool deterministic = false;
 
-  void validate() const;
+  // Throws Error naming `where` (the YAML file, or "config") and the key for out-of-range values.
+  void validate(const std::string& where = "config") const;
   std::string to_yaml() const;
 };
 

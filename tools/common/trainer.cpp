@@ -1,5 +1,7 @@
 #include "tools/common/trainer.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -494,8 +496,25 @@ void write_results(const std::string& dir, const io::Dataset& d, const std::vect
   write_csv(dir + "/predictions.csv", rows);
 }
 
+// The temporary files (".name.tmp.<pid>", io::write_file_atomically) of a process that was killed while
+// writing: the files they were to replace are intact, so they are only clutter.
+static void remove_stale_temporaries(const std::string& run_dir, Progress& progress) {
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (auto it = fs::recursive_directory_iterator(run_dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string n = it->path().filename().string();
+    const auto at = n.rfind(".tmp.");
+    if (n.size() < 2 || n[0] != '.' || at == std::string::npos || at + 5 >= n.size()) continue;
+    if (n.find_first_not_of("0123456789", at + 5) != std::string::npos) continue;
+    if (n.substr(at + 5) != std::to_string(::getpid())) stale.push_back(it->path());
+  }
+  for (const auto& p : stale) fs::remove(p, ec);
+  if (!stale.empty()) progress.line(str_cat("removed ", stale.size(), " temporary file(s) left by an interrupted write"));
+}
+
 RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, Progress& progress, const TrainHooks& hooks) {
   TrainConfig cfg = cfg_in;
+  remove_stale_temporaries(run_dir, progress);
   const io::Dataset data = io::load_dataset(cfg.data, io::ManifestOptions{cfg.window, 32768.f, cfg.model.class_names});
   LN_CHECK(data.num_classes() >= 2, cfg.data, ": needs at least two classes");
   cfg.model.class_names = data.class_names;
