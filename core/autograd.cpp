@@ -1,5 +1,8 @@
 #include "core/autograd.h"
 
+#include <algorithm>
+#include <chrono>
+#include <map>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -8,6 +11,30 @@ namespace livernet {
 namespace {
 
 thread_local bool tls_grad_enabled = true;
+
+struct Profiler {
+  bool on = false;
+  std::function<void()> sync;
+  std::map<std::string, BackwardOpTime> times;
+};
+Profiler& profiler() {
+  static Profiler p;
+  return p;
+}
+// Times fn() into the profile under `name` when profiling is on.
+template <typename Fn>
+auto profiled(const std::string& name, Fn&& fn) {
+  Profiler& p = profiler();
+  if (!p.on) return fn();
+  if (p.sync) p.sync();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto result = fn();
+  if (p.sync) p.sync();
+  BackwardOpTime& t = p.times[name];
+  t.ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ++t.calls;
+  return result;
+}
 
 class NonDifferentiableNode final : public Node {
  public:
@@ -138,7 +165,7 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
     LN_CHECK(!node->released(), "backward through '", node->name(),
              "' a second time: its saved tensors were freed by the first backward (pass retain_graph=true to it)");
 
-    std::vector<Tensor> grads = node->backward(grad_out);
+    std::vector<Tensor> grads = profiled(node->name(), [&] { return node->backward(grad_out); });
     auto& edges = node->edges();
     LN_CHECK(grads.size() == edges.size(), "autograd: backward of '", node->name(), "' returned ", grads.size(),
              " gradients for ", edges.size(), " inputs");
@@ -156,9 +183,11 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
           pending.emplace(e.node.get(), g);
         } else {
           // Out of place: either side may alias a tensor that is still needed elsewhere.
-          Tensor sum = slot->second.dtype() == DType::f32 ? slot->second.clone() : slot->second.to(DType::f32);
-          sum.add_(g);
-          slot->second = sum.dtype() == e.dtype ? sum : sum.to(e.dtype);
+          slot->second = profiled("(gradient sums)", [&] {
+            Tensor sum = slot->second.dtype() == DType::f32 ? slot->second.clone() : slot->second.to(DType::f32);
+            sum.add_(g);
+            return sum.dtype() == e.dtype ? sum : sum.to(e.dtype);
+          });
         }
       } else {
         accumulate_leaf(*e.leaf, g);
@@ -170,6 +199,23 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
       node->mark_released();
     }
   }
+}
+
+void enable_backward_profiling(std::function<void()> sync) {
+  profiler().on = true;
+  profiler().sync = std::move(sync);
+}
+
+void disable_backward_profiling() {
+  profiler().on = false;
+  profiler().sync = nullptr;
+}
+
+std::vector<std::pair<std::string, BackwardOpTime>> take_backward_profile() {
+  std::vector<std::pair<std::string, BackwardOpTime>> v(profiler().times.begin(), profiler().times.end());
+  profiler().times.clear();
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+  return v;
 }
 
 }  // namespace livernet

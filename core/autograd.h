@@ -9,6 +9,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -80,5 +81,17 @@ void record_non_differentiable(Tensor& output, const char* op, std::initializer_
 
 // The engine behind Tensor::backward().
 void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);
+
+// Backward profiling (tools/bench --profile): while enabled, every node's backward is timed (with `sync`
+// called before and after it, so GPU work is attributed to the op that queued it) and summed per op name;
+// "(gradient sums)" is the time spent adding gradients that meet at a shared input.
+struct BackwardOpTime {
+  double ms = 0;
+  std::int64_t calls = 0;
+};
+void enable_backward_profiling(std::function<void()> sync);
+void disable_backward_profiling();
+// The times gathered since enabling (or the last take), largest first; clears them.
+std::vector<std::pair<std::string, BackwardOpTime>> take_backward_profile();
 
 }  // namespace livernet

@@ -63,7 +63,11 @@ void Dataset::validate() const {
 }
 
 std::string Dataset::summary() const {
-  std::string s = str_cat(size(), " lesions, ", num_patients(), " patients, classes");
+  // Several samples per lesion (neighbouring slices): say so.
+  const std::size_t lesions = std::set<std::string>(lesion_ids.begin(), lesion_ids.end()).size();
+  std::string s = lesions > 0 && lesions < static_cast<std::size_t>(size())
+                      ? str_cat(size(), " samples of ", lesions, " lesions, ", num_patients(), " patients, classes")
+                      : str_cat(size(), " lesions, ", num_patients(), " patients, classes");
   const auto counts = class_counts();
   for (std::size_t k = 0; k < class_names.size(); ++k) s += str_cat(k ? " / " : " ", class_names[k], " ", counts[k]);
   if (!images.empty()) s += str_cat(", patches ", images[0].size(0), "x", images[0].size(1));

@@ -307,6 +307,9 @@ TEST(Datasets, H5RoundTripAndValidation) {
   EXPECT_EQ(r.patient_ids, d.patient_ids);
   EXPECT_EQ(r.images[3].to_vector<float>(), d.images[3].to_vector<float>());
   EXPECT_EQ(r.summary(), "4 lesions, 2 patients, classes cyst 2 / metastasis 2, patches 6x5");
+  io::Dataset two_per_lesion = r;
+  two_per_lesion.lesion_ids = {"L0", "L0", "L1", "L1"};
+  EXPECT_EQ(two_per_lesion.summary(), "4 samples of 2 lesions, 2 patients, classes cyst 2 / metastasis 2, patches 6x5");
   {
     io::H5File f = io::H5File::open(dir / "d.h5", true);
     f.write("labels", Tensor::from_vector<std::int64_t>({0, 1, 5, 0}, Shape{4}));

@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "untimed iterations")->capture_default_str()->check(CLI::Range(0, 1000));
   app.add_option("--iters", iters, "timed iterations")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_flag("!--no-per-block", per_block, "skip the per-block forward timing");
+  bool profile = false;
+  app.add_flag("--profile", profile, "with --train: one more step with every backward op timed, summed per op");
   app.add_option("--json", json_path, "also write the results as JSON to this file");
   return tools::run(app, argc, argv, [&] {
     const Device dev = tools::resolve_device(device);
@@ -184,6 +186,22 @@ int main(int argc, char** argv) {
       }
       std::printf("\n");
       j["block_forward_ms"] = blocks;
+    }
+    if (profile && train) {
+      enable_backward_profiling([dev] { sync(dev); });
+      step();
+      disable_backward_profiling();
+      const auto ops = take_backward_profile();
+      double total = 0;
+      for (const auto& [n, t] : ops) total += t.ms;
+      std::printf("  backward by op (one step, synchronised per op; %.1f ms in all):", total);
+      nlohmann::json bj;
+      for (const auto& [n, t] : ops) {
+        std::printf(" %s %.1f (%lld)", n.c_str(), t.ms, static_cast<long long>(t.calls));
+        bj[n] = {{"ms", t.ms}, {"calls", t.calls}};
+      }
+      std::printf("\n");
+      j["backward_ms_by_op"] = bj;
     }
     if (!json_path.empty()) {
       std::ofstream out(json_path);
