@@ -30,6 +30,7 @@
 #include "io/nifti.h"
 #include "io/weights.h"
 #include "models/inception_v3.h"
+#include "test_util.h"
 #include "tools/common/train_config.h"
 
 using namespace livernet;
@@ -39,10 +40,7 @@ namespace {
 
 // ---- Files -------------------------------------------------------------------------------------------
 
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+using livernet::testing::slurp;
 
 void spit(const std::string& p, const std::string& bytes) {
   fs::create_directories(fs::path(p).parent_path());

@@ -31,10 +31,7 @@ namespace {
 
 std::string hex(const std::array<std::uint8_t, 32>& d) { return to_hex(d.data(), d.size()); }
 
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+using livernet::testing::slurp;
 
 struct ToolRun {
   int rc;

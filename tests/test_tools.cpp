@@ -26,10 +26,7 @@ struct Result {
   std::string out, err;
 };
 
-std::string slurp(const std::string& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+using livernet::testing::slurp;
 
 class Tools : public ::testing::Test {
  protected:

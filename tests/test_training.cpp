@@ -45,10 +45,7 @@ io::Dataset random_dataset(int patients, int classes, std::uint64_t seed) {
   return d;
 }
 
-std::string slurp(const std::string& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+using livernet::testing::slurp;
 
 using livernet::testing::TempDir;
 
