@@ -320,6 +320,23 @@ TEST(ExtractLesions, NiftiPairingFollowsLitsAndMsdNames) {
   }
 }
 
+// MSD's dataset.json names the label values; a class map may use the names.
+TEST(ExtractLesions, NiftiLabelNamesFromDatasetJson) {
+  TempDir dir;
+  const auto truth = write_phantom_volumes(small_phantoms("nifti", 2), dir.str("data"));
+  std::ofstream(dir.str("data/dataset.json")) << R"({"name": "phantoms", "labels": {"0": "background", "1": "liver", "2": "cancer", "3": "cyst"}})";
+  const ClassMap classes = ClassMap::parse_yaml("cyst: [cyst]\nmetastasis: [cancer]\n", "test");
+  std::size_t found = 0, planted = 0;
+  for (const auto& pv : truth) planted += pv.lesions.size();
+  for (const auto& src : find_patients(dir.str("data"), "nifti", nullptr)) {
+    PatientScan scan = load_patient(src, "nifti", classes);
+    EXPECT_EQ(scan.ignored, (std::vector<std::string>{"liver"}));
+    scan.patient = src.name;
+    found += extract_patient(scan, classes, ExtractOptions{}).lesions.size();
+  }
+  EXPECT_EQ(found, planted);
+}
+
 // Broken patients are skipped with their reason; the others extract; --strict refuses; nothing is
 // written when nothing could be extracted.
 TEST(ExtractLesions, BrokenPatientsAreSkippedWithTheirReason) {

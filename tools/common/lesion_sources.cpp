@@ -2,7 +2,9 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/error.h"
@@ -117,6 +119,19 @@ std::vector<PatientSource> find_patients(const std::string& root_s, const std::s
     for (const auto& e : fs::recursive_directory_iterator(root))
       if (e.is_regular_file() && is_nifti(e.path())) files.push_back(e.path());
     std::sort(files.begin(), files.end());
+    // MSD's dataset.json names the label values: {"labels": {"0": "background", "1": "liver", "2": "cancer"}}.
+    std::map<int, std::string> label_names;
+    if (fs::exists(root / "dataset.json")) {
+      std::ifstream in(root / "dataset.json");
+      const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+      if (!j.is_discarded() && j.contains("labels") && j["labels"].is_object()) {
+        for (const auto& [k, v] : j["labels"].items())
+          if (v.is_string() && !k.empty() && k.size() < 6 && k.find_first_not_of("0123456789") == std::string::npos)
+            label_names[std::stoi(k)] = v.get<std::string>();
+      } else if (notes) {
+        notes->push_back(str_cat((root / "dataset.json").string(), ": no \"labels\" object in it; label values are matched as numbers"));
+      }
+    }
     std::map<std::string, std::vector<fs::path>> images, labels;
     for (const auto& f : files) (is_label_file(f, root) ? labels : images)[pairing_key(f, root)].push_back(f);
     for (const auto& [key, ims] : images) {
@@ -143,6 +158,7 @@ std::vector<PatientSource> find_patients(const std::string& root_s, const std::s
       }
       s.ct = ims[0].string();
       s.masks.push_back(it->second[0].string());
+      s.label_names = label_names;
       out.push_back(std::move(s));
     }
     for (const auto& [key, ls] : labels)
@@ -187,7 +203,10 @@ PatientScan load_patient(const PatientSource& src, const std::string& layout, co
     std::set<std::int32_t> values(labels.v.begin(), labels.v.end());
     for (std::int32_t v : values) {
       if (v == 0) continue;
-      const std::string name = std::to_string(v);
+      // By value first, then by the value's name (dataset.json); the structure keeps the form that matched.
+      std::string name = std::to_string(v);
+      const auto named = src.label_names.find(v);
+      if (classes.match(name) < 0 && named != src.label_names.end()) name = named->second;
       if (classes.match(name) < 0) {
         scan.ignored.push_back(name);
         continue;

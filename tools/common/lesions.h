@@ -92,13 +92,15 @@ struct PatientSource {
   std::string ct;                  // folder (DICOM layouts) or file (NIfTI)
   std::vector<std::string> masks;  // ircadb: mask folders; dicom-seg: SEG files; nifti: the label map
   std::string series_uid;          // dicom-seg: the CT series the SEG files refer to
+  std::map<int, std::string> label_names;  // nifti: from an MSD-style dataset.json at the root ("labels")
 };
 
 // Layouts: "ircadb" (<patient>/PATIENT_DICOM + <patient>/MASKS_DICOM/<structure>/, or the root itself),
 // "dicom-seg" (every folder under the root holding a DICOM-SEG, paired with the CT series it references;
 // the patient is the first folder below the root), "nifti" (image + label map pairs: LiTS volume-N /
-// segmentation-N, MSD imagesTr / labelsTr, or one image and one label file per folder). Files that cannot
-// be paired are reported in *notes.
+// segmentation-N, MSD imagesTr / labelsTr, or one image and one label file per folder; label values are
+// matched by value, or by their name in an MSD dataset.json at the root). Files that cannot be paired are
+// reported in *notes.
 std::vector<PatientSource> find_patients(const std::string& root, const std::string& layout, std::vector<std::string>* notes);
 
 // Reads the CT and the structures the class map matches; the names of the others go to `ignored`.
