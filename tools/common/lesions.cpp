@@ -41,9 +41,18 @@ void ClassMap::compile(const std::string& where) {
   LN_CHECK(classes.size() >= 2, where, ": the class map names one class ('", shown(classes[0]),
            "'); a classifier needs at least two");
   compiled_.clear();
+  // libstdc++'s default (backtracking) matcher takes exponential time on patterns such as "a***" or "(.*)*x"
+  // (found by fuzz/fuzz_class_map); its polynomial mode (no back-references) answers the same full-match
+  // question in time linear in the name. Long patterns are refused: the compiler recurses on nesting.
+  auto flags = std::regex::ECMAScript | std::regex::icase;
+#ifdef __GLIBCXX__
+  flags |= std::regex_constants::__polynomial;
+#endif
   for (const auto& [pattern, cls] : rules) {
+    LN_CHECK(pattern.size() <= 256, where, ": pattern '", shown(pattern), "' of class '", shown(classes[cls]), "' is ",
+             pattern.size(), " characters long (at most 256)");
     try {
-      compiled_.emplace_back(pattern, std::regex::ECMAScript | std::regex::icase);
+      compiled_.emplace_back(pattern, flags);
     } catch (const std::regex_error& e) {
       LN_FAIL(where, ": pattern '", shown(pattern), "' of class '", shown(classes[cls]), "' is not a valid regular expression (",
               e.what(), ")");
