@@ -27,6 +27,25 @@ std::string str_cat(Args&&... args) {
   return os.str();
 }
 
+// Text taken from a file for an error message: control characters escaped as \xNN (the message stays one
+// line) and at most `max` characters, then "...".
+inline std::string printable(const std::string& s, std::size_t max = 60) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < s.size() && i < max; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (s.size() > max) out += "...";
+  return out;
+}
+
 }  // namespace livernet
 
 // Throws livernet::Error with the concatenated message when cond is false.

@@ -147,18 +147,6 @@ void save_dataset_h5(const Dataset& d, const std::string& path) {
 
 namespace {
 
-// Text from the file inside an error message: control characters escaped (the message stays one line),
-// at most 60 characters.
-std::string shown(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size() && i < 60; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f) out += str_cat("\\x", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]);
-    else out += static_cast<char>(c);
-  }
-  return s.size() > 60 ? out + "..." : out;
-}
-
 // Splits one CSV line (RFC 4180 quoting).
 std::vector<std::string> split_csv(const std::string& line) {
   std::vector<std::string> out;
@@ -261,7 +249,7 @@ Dataset load_manifest(const std::string& csv_path, const ManifestOptions& o) {
       int max_label = 0;
       for (const Row& r : rows) {
         const int v = r.label.size() <= 6 ? std::stoi(r.label) : 1000000;
-        LN_CHECK(v < 1000, csv_path, ":", r.line, ": label ", shown(r.label), " is not a class index (0..999)");
+        LN_CHECK(v < 1000, csv_path, ":", r.line, ": label ", printable(r.label), " is not a class index (0..999)");
         max_label = std::max(max_label, v);
       }
       for (int k = 0; k <= max_label; ++k) d.class_names.push_back(str_cat("class", k));
@@ -278,28 +266,28 @@ Dataset load_manifest(const std::string& csv_path, const ManifestOptions& o) {
     } else if (!r.label.empty() && r.label.find_first_not_of("0123456789") == std::string::npos && r.label.size() < 6) {
       label = std::stoi(r.label);
     }
-    LN_CHECK(label >= 0 && label < static_cast<int>(d.class_names.size()), where, ": unknown label '", shown(r.label),
+    LN_CHECK(label >= 0 && label < static_cast<int>(d.class_names.size()), where, ": unknown label '", printable(r.label),
              "' (classes: ", [&] {
                std::string s;
-               for (auto& n : d.class_names) s += (s.empty() ? "" : ", ") + shown(n);
+               for (auto& n : d.class_names) s += (s.empty() ? "" : ", ") + printable(n);
                return s;
              }(), ")");
     LN_CHECK(!r.patient.empty(), where, ": empty patient_id");
     LN_CHECK(!r.path.empty(), where, ": empty path");
     std::error_code ec;
     const fs::path p = fs::weakly_canonical(root / r.path, ec);
-    LN_CHECK(!ec, where, ": path '", shown(r.path), "': ", ec.message());
+    LN_CHECK(!ec, where, ": path '", printable(r.path), "': ", ec.message());
     const std::string rel = p.lexically_relative(root).string();
-    LN_CHECK(!fs::path(r.path).is_absolute() && !rel.empty() && rel.rfind("..", 0) != 0, where, ": path '", shown(r.path),
+    LN_CHECK(!fs::path(r.path).is_absolute() && !rel.empty() && rel.rfind("..", 0) != 0, where, ": path '", printable(r.path),
              "' leaves the manifest's folder ", root.string());
-    LN_CHECK(fs::exists(p, ec), where, ": ", shown(r.path), ": no such file");
+    LN_CHECK(fs::exists(p, ec), where, ": ", printable(r.path), ": no such file");
     Tensor img;
     try {
       img = read_image_hu(p.string(), o);
     } catch (const Error& e) {
       LN_FAIL(where, ": ", e.what());
     }
-    for (float v : img.to_vector<float>()) LN_CHECK(std::isfinite(v), where, ": ", shown(r.path), " holds NaN or infinity");
+    for (float v : img.to_vector<float>()) LN_CHECK(std::isfinite(v), where, ": ", printable(r.path), " holds NaN or infinity");
     d.images.push_back(img);
     d.labels.push_back(label);
     d.patient_ids.push_back(r.patient);

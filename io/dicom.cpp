@@ -85,18 +85,6 @@ void register_codecs() {
   });
 }
 
-// Text from the file inside an error message: control characters escaped (the message stays one line),
-// at most 64 characters.
-std::string shown(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size() && i < 64; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f) out += str_cat("\\x", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]);
-    else out += static_cast<char>(c);
-  }
-  return s.size() > 64 ? out + "..." : out;
-}
-
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
   std::size_t b = 0;
@@ -217,7 +205,7 @@ void check_slice_format(const PixelFormat& f, const std::string& path) {
            " frames, e.g. enhanced CT) is not supported; export the series as one file per slice");
   LN_CHECK(f.samples == 1, path, ": ", f.samples, " samples per pixel (colour) is not supported");
   LN_CHECK(f.photometric == "MONOCHROME2" || f.photometric == "MONOCHROME1" || f.photometric.empty(), path,
-           ": photometric interpretation ", shown(f.photometric), " is not supported (MONOCHROME1/2 only)");
+           ": photometric interpretation ", printable(f.photometric), " is not supported (MONOCHROME1/2 only)");
   LN_CHECK(f.bits_allocated == 8 || f.bits_allocated == 16, path, ": ", f.bits_allocated,
            " bits allocated per pixel is not supported (8 or 16)");
   LN_CHECK(f.bits_stored >= 1 && f.bits_stored <= f.bits_allocated && f.high_bit >= f.bits_stored - 1 &&
@@ -567,7 +555,7 @@ Volume read_dicom_series(const std::string& dir, DicomSeriesInfo* info, const st
   if (by_series.size() > 1) {
     std::string list;
     for (const auto& [uid, hs] : by_series)
-      list += str_cat(list.empty() ? "" : ", ", uid.empty() ? "(no SeriesInstanceUID)" : shown(uid), " (", hs.size(), " files)");
+      list += str_cat(list.empty() ? "" : ", ", uid.empty() ? "(no SeriesInstanceUID)" : printable(uid), " (", hs.size(), " files)");
     LN_FAIL(dir, ": ", by_series.size(), " DICOM series in one folder: ", list, "; name the one to read");
   }
   std::vector<SliceHeader> hs = std::move(by_series.begin()->second);
@@ -697,9 +685,9 @@ std::vector<DicomSegment> read_dicom_seg(const std::string& file, const Grid& ct
   load(ff, file, false);
   DcmDataset* ds = ff.getDataset();
   const std::string sop = sop_class_of(ff);
-  LN_CHECK(sop == UID_SegmentationStorage, file, ": not a DICOM-SEG (SOP class ", sop.empty() ? "missing" : shown(sop), ")");
+  LN_CHECK(sop == UID_SegmentationStorage, file, ": not a DICOM-SEG (SOP class ", sop.empty() ? "missing" : printable(sop), ")");
   const std::string type = get_str(ds, DCM_SegmentationType);
-  LN_CHECK(type == "BINARY" || type == "FRACTIONAL", file, ": SegmentationType '", shown(type),
+  LN_CHECK(type == "BINARY" || type == "FRACTIONAL", file, ": SegmentationType '", printable(type),
            "' is not supported (BINARY or FRACTIONAL)");
   const bool binary = type == "BINARY";
   long rows = 0, cols = 0, frames = 0, bits = 0, max_frac = 0;

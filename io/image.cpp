@@ -17,23 +17,6 @@ namespace livernet::io {
 
 namespace {
 
-// Text from the file inside an error message: control characters escaped (the message stays one line),
-// at most 60 characters.
-std::string shown(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size() && i < 60; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\x%02x", c);
-      out += b;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return s.size() > 60 ? out + "..." : out;
-}
-
 struct NpyHeader {
   std::string descr;
   bool fortran = false;
@@ -66,7 +49,7 @@ NpyHeader parse_npy_header(const std::string& h, const std::string& path) {
     if (i >= dims.size()) break;
     std::size_t j = i;
     while (j < dims.size() && std::isdigit(static_cast<unsigned char>(dims[j]))) ++j;
-    LN_CHECK(j > i && j - i <= 15, path, ": bad extent in the .npy shape '", shown(dims), "'");
+    LN_CHECK(j > i && j - i <= 15, path, ": bad extent in the .npy shape '", printable(dims), "'");
     out.shape.push_back(std::stoll(dims.substr(i, j - i)));
     i = j;
   }
@@ -100,7 +83,7 @@ Tensor read_npy(const std::string& path, std::int64_t max_elements) {
   LN_CHECK(static_cast<std::uint32_t>(in.gcount()) == hlen, path, ": truncated .npy header");
   const NpyHeader h = parse_npy_header(header, path);
   LN_CHECK(!h.fortran, path, ": Fortran-order arrays are not supported (save with np.ascontiguousarray)");
-  LN_CHECK(h.descr.size() >= 3, path, ": unsupported dtype '", shown(h.descr), "'");
+  LN_CHECK(h.descr.size() >= 3, path, ": unsupported dtype '", printable(h.descr), "'");
   const char endian = h.descr[0], kind = h.descr[1];
   const int size = std::atoi(h.descr.c_str() + 2);
   LN_CHECK(endian == '<' || endian == '|' || (endian == '=' ), path, ": big-endian .npy data is not supported");
@@ -117,7 +100,7 @@ Tensor read_npy(const std::string& path, std::int64_t max_elements) {
   else if ((kind == 'u' && size == 1) || (kind == 'b' && size == 1)) dt = DType::u8;
   else if ((kind == 'i' && (size == 1 || size == 2 || size == 4)) || (kind == 'u' && size == 2)) dt = DType::i32;
   else if ((kind == 'i' && size == 8) || (kind == 'u' && size == 4)) dt = DType::i64;
-  else LN_FAIL(path, ": unsupported .npy dtype '", shown(h.descr), "'");
+  else LN_FAIL(path, ": unsupported .npy dtype '", printable(h.descr), "'");
   // Before allocating: the data the header declares must be in the file.
   const std::uint64_t need = static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(size);
   const std::streamoff data_at = in.tellg();
@@ -209,7 +192,7 @@ Tensor read_png(const std::string& path, int* bit_depth_out) {
   // libpng reports errors with longjmp: keep only plain data on this frame between setjmp and the calls.
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_read_struct(&png, &info, nullptr);
-    LN_FAIL(path, ": corrupt PNG (", err.empty() ? "libpng error" : shown(err), ")");
+    LN_FAIL(path, ": corrupt PNG (", err.empty() ? "libpng error" : printable(err), ")");
   }
   png_init_io(png, fp.get());
   png_set_sig_bytes(png, 8);

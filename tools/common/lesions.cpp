@@ -19,16 +19,6 @@ std::string trim(const std::string& s) {
   const auto a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
   return a == std::string::npos ? "" : s.substr(a, b - a + 1);
 }
-// Text from the file inside an error message: control characters escaped (one line), at most 60 characters.
-std::string shown(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size() && i < 60; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f) out += str_cat("\\x", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]);
-    else out += static_cast<char>(c);
-  }
-  return s.size() > 60 ? out + "..." : out;
-}
 std::string unquote(std::string s) {
   s = trim(s);
   if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
@@ -38,7 +28,7 @@ std::string unquote(std::string s) {
 
 void ClassMap::compile(const std::string& where) {
   LN_CHECK(!classes.empty(), where, ": the class map names no class");
-  LN_CHECK(classes.size() >= 2, where, ": the class map names one class ('", shown(classes[0]),
+  LN_CHECK(classes.size() >= 2, where, ": the class map names one class ('", printable(classes[0]),
            "'); a classifier needs at least two");
   compiled_.clear();
   // libstdc++'s default (backtracking) matcher takes exponential time on patterns such as "a***" or "(.*)*x"
@@ -49,12 +39,12 @@ void ClassMap::compile(const std::string& where) {
   flags |= std::regex_constants::__polynomial;
 #endif
   for (const auto& [pattern, cls] : rules) {
-    LN_CHECK(pattern.size() <= 256, where, ": pattern '", shown(pattern), "' of class '", shown(classes[cls]), "' is ",
+    LN_CHECK(pattern.size() <= 256, where, ": pattern '", printable(pattern), "' of class '", printable(classes[cls]), "' is ",
              pattern.size(), " characters long (at most 256)");
     try {
       compiled_.emplace_back(pattern, flags);
     } catch (const std::regex_error& e) {
-      LN_FAIL(where, ": pattern '", shown(pattern), "' of class '", shown(classes[cls]), "' is not a valid regular expression (",
+      LN_FAIL(where, ": pattern '", printable(pattern), "' of class '", printable(classes[cls]), "' is not a valid regular expression (",
               e.what(), ")");
     }
   }
@@ -66,13 +56,13 @@ ClassMap ClassMap::parse_yaml(const std::string& text, const std::string& where)
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    LN_FAIL(where, ": not valid YAML (line ", e.mark.line + 1, ": ", shown(e.msg), ")");
+    LN_FAIL(where, ": not valid YAML (line ", e.mark.line + 1, ": ", printable(e.msg), ")");
   }
   LN_CHECK(root.IsMap(), where, ": expected a mapping of class name -> list of structure-name patterns");
   for (const auto& kv : root) {
     LN_CHECK(kv.first.IsScalar(), where, ": a class name must be a string (line ", kv.first.Mark().line + 1, ")");
     const std::string cls = kv.first.as<std::string>();
-    LN_CHECK(std::find(m.classes.begin(), m.classes.end(), cls) == m.classes.end(), where, ": class '", shown(cls),
+    LN_CHECK(std::find(m.classes.begin(), m.classes.end(), cls) == m.classes.end(), where, ": class '", printable(cls),
              "' appears twice");
     const int idx = static_cast<int>(m.classes.size());
     m.classes.push_back(cls);
@@ -80,9 +70,9 @@ ClassMap ClassMap::parse_yaml(const std::string& text, const std::string& where)
     if (v.IsScalar()) {
       m.rules.emplace_back(v.as<std::string>(), idx);
     } else {
-      LN_CHECK(v.IsSequence() && v.size() > 0, where, ": class '", shown(cls), "' needs a pattern or a list of patterns");
+      LN_CHECK(v.IsSequence() && v.size() > 0, where, ": class '", printable(cls), "' needs a pattern or a list of patterns");
       for (const auto& p : v) {
-        LN_CHECK(p.IsScalar(), where, ": class '", shown(cls), "': every pattern must be a string");
+        LN_CHECK(p.IsScalar(), where, ": class '", printable(cls), "': every pattern must be a string");
         m.rules.emplace_back(p.as<std::string>(), idx);
       }
     }

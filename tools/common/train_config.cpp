@@ -25,18 +25,6 @@ int edit_distance(const std::string& a, const std::string& b) {
 
 namespace {
 
-// Text from the file inside an error message: control characters escaped (the message stays one line),
-// at most `max` characters.
-std::string shown(const std::string& s, std::size_t max = 60) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size() && i < max; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f) out += str_cat("\\x", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]);
-    else out += static_cast<char>(c);
-  }
-  return s.size() > max ? out + "..." : out;
-}
-
 // Reads the keys of one YAML mapping, rejecting the unknown ones.
 class Section {
  public:
@@ -55,7 +43,7 @@ class Section {
         const int d = edit_distance(key, k);
         if (d < dist) dist = d, best = k;
       }
-      LN_FAIL(where_, ": unknown key '", shown(key), "'", best.empty() ? std::string() : str_cat(" (did you mean '", best, "'?)"));
+      LN_FAIL(where_, ": unknown key '", printable(key), "'", best.empty() ? std::string() : str_cat(" (did you mean '", best, "'?)"));
     }
   }
   bool present() const { return node_.IsDefined() && !node_.IsNull(); }
@@ -65,7 +53,7 @@ class Section {
     try {
       out = node_[key].as<T>();
     } catch (const YAML::Exception&) {
-      LN_FAIL(where_, ".", key, ": expected ", type_name<T>(), ", got '", shown(YAML::Dump(node_[key])), "'");
+      LN_FAIL(where_, ".", key, ": expected ", type_name<T>(), ", got '", printable(YAML::Dump(node_[key])), "'");
     }
   }
   YAML::Node child(const std::string& key) const { return present() ? node_[key] : YAML::Node(YAML::NodeType::Undefined); }
@@ -89,7 +77,7 @@ void one_of(const std::string& where, const std::string& value, std::initializer
     if (value == o) return;
   std::string list;
   for (const char* o : options) list += (list.empty() ? "" : ", ") + std::string(o);
-  LN_FAIL(where, ": '", shown(value), "' is not one of ", list);
+  LN_FAIL(where, ": '", printable(value), "' is not one of ", list);
 }
 
 }  // namespace
@@ -134,7 +122,7 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    LN_FAIL(source, ": not valid YAML: ", shown(e.what(), 200));
+    LN_FAIL(source, ": not valid YAML: ", printable(e.what(), 200));
   }
   TrainConfig c;
   if (!root || root.IsNull()) return c;
@@ -167,14 +155,14 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
   try {
     if (!s.empty()) c.model.flavour = parse_flavour(s);
   } catch (const Error& e) {
-    LN_FAIL(source, ": model.flavour: ", shown(e.what(), 200));
+    LN_FAIL(source, ": model.flavour: ", printable(e.what(), 200));
   }
   s.clear();
   model.get("residual", s);
   try {
     if (!s.empty()) c.model.residual = parse_residual_mode(s);
   } catch (const Error& e) {
-    LN_FAIL(source, ": model.residual: ", shown(e.what(), 200));
+    LN_FAIL(source, ": model.residual: ", printable(e.what(), 200));
   }
   model.get("residual_learnable", c.model.residual_learnable);
   model.get("residual_init", c.model.residual_init);
