@@ -82,14 +82,15 @@ hid_t mem_type(DType t) {
 
 namespace {
 
-// HDF5 1.10's reader of global heap collections (where variable-length strings live) loops forever on a
-// collection holding a free-space object of size 0, which only a damaged or crafted file has (found by
-// fuzz/fuzz_dataset_h5). Such a collection is looked for before the library parses anything: a "GCOL"
-// signature, version 1, a plausible collection size (8-byte lengths, as livernet and h5py write), then its
-// objects walked as the library does. Returns the offset of the first bad collection, or -1.
-std::int64_t looping_global_heap(const std::string& path) {
+// HDF5 1.10's reader of global heap collections (where variable-length strings live) trusts their object
+// headers: a free-space object of size 0 makes it loop forever, an object larger than its collection makes
+// it copy past the end of its buffer (crashes found by fuzz/fuzz_dataset_h5 and fuzz/fuzz_weights). Such
+// collections are looked for before the library parses anything: a "GCOL" signature, version 1, a size
+// that fits the file (8-byte lengths, as livernet and h5py write), then the objects walked as the library
+// walks them. Returns "" or what is wrong (with the collection's offset).
+std::string damaged_global_heap(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return -1;
+  if (!in) return "";
   in.seekg(0, std::ios::end);
   const std::int64_t file_size = in.tellg();
   auto read_at = [&](std::int64_t at, unsigned char* dst, std::size_t n) {
@@ -103,34 +104,36 @@ std::int64_t looping_global_heap(const std::string& path) {
     for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
     return v;
   };
-  constexpr std::int64_t kHeader = 16, kObjHeader = 16, kMinSize = 4096;
+  constexpr std::int64_t kHeader = 16, kObjHeader = 16;
   std::vector<unsigned char> buf(std::size_t{1} << 20);
   for (std::int64_t base = 0; base < file_size; base += static_cast<std::int64_t>(buf.size()) - 3) {
     const std::size_t n = static_cast<std::size_t>(std::min<std::int64_t>(file_size - base, static_cast<std::int64_t>(buf.size())));
-    if (!read_at(base, buf.data(), n)) return -1;
+    if (!read_at(base, buf.data(), n)) return "";
     for (std::size_t i = 0; i + 4 <= n; ++i) {
       if (std::memcmp(buf.data() + i, "GCOL", 4) != 0) continue;
       const std::int64_t at = base + static_cast<std::int64_t>(i);
       unsigned char h[kHeader];
       if (!read_at(at, h, sizeof h) || h[4] != 1) continue;
       const std::uint64_t size = le(h + 8, 8);
-      if (size < static_cast<std::uint64_t>(kMinSize) || size > static_cast<std::uint64_t>(file_size - at)) continue;
+      if (size < static_cast<std::uint64_t>(kHeader + kObjHeader) || size > static_cast<std::uint64_t>(file_size - at)) continue;
       const std::int64_t end = at + static_cast<std::int64_t>(size);
       for (std::int64_t p = at + kHeader; p + kObjHeader <= end;) {
         unsigned char o[kObjHeader];
         if (!read_at(p, o, sizeof o)) break;
         const std::uint64_t idx = le(o, 2), obj_size = le(o + 8, 8);
-        if (obj_size > static_cast<std::uint64_t>(end - p)) break;  // the library reports this one itself
-        const std::int64_t need = idx > 0 ? kObjHeader + static_cast<std::int64_t>((obj_size + 7) & ~std::uint64_t{7})
-                                          : static_cast<std::int64_t>(obj_size);
-        if (need == 0) return at;
-        p += need;
+        const std::uint64_t room = static_cast<std::uint64_t>(end - p);
+        if (idx > 0 && (obj_size > room || kObjHeader + ((obj_size + 7) & ~std::uint64_t{7}) > room))
+          return str_cat("the global heap collection at byte ", at, " holds an object of ", obj_size, " bytes, more than its ",
+                         size, " bytes");
+        if (idx == 0 && (obj_size == 0 || obj_size > room))
+          return str_cat("the global heap collection at byte ", at, " has a free space of ", obj_size, " bytes");
+        p += idx > 0 ? kObjHeader + static_cast<std::int64_t>((obj_size + 7) & ~std::uint64_t{7}) : static_cast<std::int64_t>(obj_size);
       }
       in.clear();
     }
     if (n < buf.size()) break;
   }
-  return -1;
+  return "";
 }
 
 }  // namespace
@@ -141,9 +144,8 @@ H5File H5File::open(const std::string& path, bool writable) {
   LN_CHECK(fs::exists(path, ec), path, ": no such file");
   LN_CHECK(fs::is_regular_file(path, ec), path, ": not a regular file");
   LN_CHECK(H5Fis_hdf5(path.c_str()) > 0, path, ": not an HDF5 file (or truncated)");
-  const std::int64_t bad_heap = looping_global_heap(path);
-  LN_CHECK(bad_heap < 0, path, ": damaged HDF5 file (the global heap collection at byte ", bad_heap,
-           " holds an empty free-space object)");
+  const std::string bad_heap = damaged_global_heap(path);
+  LN_CHECK(bad_heap.empty(), path, ": damaged HDF5 file (", bad_heap, ")");
   const hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
   LN_CHECK(id >= 0, path, ": cannot open as HDF5 (damaged or truncated file?)");
   return H5File(id, path);

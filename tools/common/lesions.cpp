@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <numeric>
@@ -41,6 +42,33 @@ void ClassMap::compile(const std::string& where) {
   for (const auto& [pattern, cls] : rules) {
     LN_CHECK(pattern.size() <= 256, where, ": pattern '", printable(pattern), "' of class '", printable(classes[cls]), "' is ",
              pattern.size(), " characters long (at most 256)");
+    // libstdc++ (GCC 12) reads the numbers of "{n,m}" and of back-references "\\n" into a long without an
+    // overflow check (UB, found by fuzz/fuzz_class_map): such numbers may have at most 6 digits.
+    bool in_braces = false;
+    const std::string& pat = pattern;  // (clang 14 cannot capture a structured binding)
+    const auto digit = [&pat](std::size_t k) { return k < pat.size() && std::isdigit(static_cast<unsigned char>(pat[k])); };
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+      bool number = false;
+      if (pattern[i] == '\\') {
+        if (!digit(i + 1)) {
+          ++i;  // an escaped character
+          continue;
+        }
+        number = true;
+        ++i;
+      } else if (pattern[i] == '{' || pattern[i] == '}') {
+        in_braces = pattern[i] == '{';
+        continue;
+      } else {
+        number = in_braces && digit(i);
+      }
+      if (!number) continue;
+      std::size_t j = i;
+      while (digit(j)) ++j;
+      LN_CHECK(j - i <= 6, where, ": pattern '", printable(pattern), "' of class '", printable(classes[cls]),
+               "' holds a repetition count or back-reference of more than 6 digits");
+      i = j - 1;
+    }
     try {
       compiled_.emplace_back(pattern, flags);
     } catch (const std::regex_error& e) {
