@@ -80,6 +80,21 @@ void bn_apply_f32(const float* xp, float* yp, const float* mean, const float* in
   }, std::max<std::int64_t>(1, kParallelGrain / C));
 }
 
+// y = bn(x) (+ ReLU) over the rows of [M, C], in train and eval mode: the vectorised f32 path, else per element.
+template <typename T>
+void bn_apply_rows(const T* xp, T* yp, const float* mean, const float* invstd, const float* g, const float* b,
+                   std::int64_t M, std::int64_t C, bool relu) {
+  if constexpr (std::is_same_v<T, float>) {
+    (relu ? bn_apply_f32<true> : bn_apply_f32<false>)(xp, yp, mean, invstd, g, b, M, C);
+  } else {
+    parallel_for(M, [&](std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t r = r0; r < r1; ++r)
+        for (std::int64_t c = 0; c < C; ++c)
+          yp[r * C + c] = from_float<T>(bn_apply(to_float(xp[r * C + c]), mean[c], invstd[c], gamma_at(g, c), b[c], relu));
+    }, std::max<std::int64_t>(1, kParallelGrain / C));
+  }
+}
+
 // f32 batch-norm backward, RELU and TRAIN fixed at compile time so the loops vectorise.
 template <bool RELU, bool TRAIN>
 void batch_norm_backward_f32(const float* gp, const float* xp, const float* yp, const float* mean, const float* invstd,
@@ -176,16 +191,7 @@ void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
       }
     }
     T* yp = y.data<T>();
-    if constexpr (std::is_same_v<T, float>) {
-      (relu ? bn_apply_f32<true> : bn_apply_f32<false>)(reinterpret_cast<const float*>(xp), reinterpret_cast<float*>(yp), mean,
-                                                        invstd, g, b, M, C);
-    } else {
-      parallel_for(M, [&](std::int64_t r0, std::int64_t r1) {
-        for (std::int64_t r = r0; r < r1; ++r)
-          for (std::int64_t c = 0; c < C; ++c)
-            yp[r * C + c] = from_float<T>(bn_apply(to_float(xp[r * C + c]), mean[c], invstd[c], gamma_at(g, c), b[c], relu));
-      }, std::max<std::int64_t>(1, kParallelGrain / C));
-    }
+    bn_apply_rows(xp, yp, mean, invstd, g, b, M, C, relu);
   });
 }
 
@@ -206,16 +212,7 @@ void batch_norm_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, c
   LN_SWITCH_FLOAT(x.dtype(), "batch_norm", T, {
     const T* xp = x.data<T>();
     T* yp = y.data<T>();
-    if constexpr (std::is_same_v<T, float>) {
-      (relu ? bn_apply_f32<true> : bn_apply_f32<false>)(reinterpret_cast<const float*>(xp), reinterpret_cast<float*>(yp), mean,
-                                                        invstd, g, b, M, C);
-    } else {
-      parallel_for(M, [&](std::int64_t r0, std::int64_t r1) {
-        for (std::int64_t r = r0; r < r1; ++r)
-          for (std::int64_t c = 0; c < C; ++c)
-            yp[r * C + c] = from_float<T>(bn_apply(to_float(xp[r * C + c]), mean[c], invstd[c], gamma_at(g, c), b[c], relu));
-      }, std::max<std::int64_t>(1, kParallelGrain / C));
-    }
+    bn_apply_rows(xp, yp, mean, invstd, g, b, M, C, relu);
   });
 }
 
