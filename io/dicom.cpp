@@ -715,7 +715,7 @@ std::vector<DicomSegment> read_dicom_seg(const std::string& file, const Grid& ct
     DicomSegment s;
     s.number = static_cast<int>(number);
     s.label = get_str(item, DCM_SegmentLabel);
-    s.mask = Mask(ct);
+    s.mask.grid = ct;  // voxels allocated below, for segments that have frames
     segs.push_back(std::move(s));
   }
 
@@ -730,19 +730,36 @@ std::vector<DicomSegment> read_dicom_seg(const std::string& file, const Grid& ct
   const std::size_t total = plane * static_cast<std::size_t>(frames);
   const std::size_t need = binary ? (total + 7) / 8 : total;
   const Uint8* px = pixel_bytes(ds, file, need);
+  auto group_of = [&](DcmItem* item, const DcmTagKey& tag) { return seq_item(seq_item(item, tag) != nullptr ? item : shared, tag); };
+  // Which segments have frames, before any mask is allocated: a segment without frames keeps an empty mask,
+  // and the masks of those with frames must fit the budget (a small file can list thousands of segments).
+  {
+    std::set<std::size_t> with_frames;
+    std::size_t f = 0;
+    for (DcmObject* o = per_frame->nextInContainer(nullptr); o != nullptr; o = per_frame->nextInContainer(o), ++f) {
+      const std::string what = str_cat(file, ": frame ", f + 1);
+      long number = 0;
+      LN_CHECK(get_long(group_of(static_cast<DcmItem*>(o), DCM_SegmentIdentificationSequence), DCM_ReferencedSegmentNumber, number),
+               what, ": no ReferencedSegmentNumber");
+      const auto it = seg_index.find(number);
+      LN_CHECK(it != seg_index.end(), what, ": refers to segment ", number, ", which the SegmentSequence lacks");
+      with_frames.insert(it->second);
+    }
+    const double bytes = static_cast<double>(with_frames.size()) * static_cast<double>(ct.voxels());
+    LN_CHECK(bytes <= static_cast<double>(kMaxSegMaskBytes), file, ": ", with_frames.size(),
+             " segments have frames; their masks on the ", ct.str(), " CT would need ",
+             static_cast<long long>(bytes / (1 << 20)), " MiB (more than the ", kMaxSegMaskBytes >> 20, " MiB allowed)");
+    for (std::size_t i : with_frames) segs[i].mask = Mask(ct);
+  }
   std::size_t f = 0;
   for (DcmObject* o = per_frame->nextInContainer(nullptr); o != nullptr; o = per_frame->nextInContainer(o), ++f) {
     auto* item = static_cast<DcmItem*>(o);
     const std::string what = str_cat(file, ": frame ", f + 1);
-    auto group = [&](const DcmTagKey& tag) {
-      DcmItem* g = seq_item(seq_item(item, tag) != nullptr ? item : shared, tag);
-      return g;
-    };
+    auto group = [&](const DcmTagKey& tag) { return group_of(item, tag); };
     DcmItem* ident = group(DCM_SegmentIdentificationSequence);
     long number = 0;
-    LN_CHECK(get_long(ident, DCM_ReferencedSegmentNumber, number), what, ": no ReferencedSegmentNumber");
+    get_long(ident, DCM_ReferencedSegmentNumber, number);
     const auto it = seg_index.find(number);
-    LN_CHECK(it != seg_index.end(), what, ": refers to segment ", number, ", which the SegmentSequence lacks");
     DcmItem* pos = group(DCM_PlanePositionSequence);
     LN_CHECK(pos != nullptr, what, ": no PlanePositionSequence");
     const Plane p = plane_of(group(DCM_PlaneOrientationSequence), group(DCM_PixelMeasuresSequence), pos, rows, cols, what);

@@ -57,6 +57,10 @@ struct DicomSegment {
 // mask on `ct`. Frames are placed by their per-frame PlanePositionSequence; orientation and pixel spacing
 // come from the per-frame or shared functional groups and must match `ct` ("mask and volume grids differ:
 // ..."); a frame off the CT slices is refused. Several frames of one segment on one slice are OR-ed.
+// A segment without frames keeps an empty mask (mask.v empty, mask.grid = ct). The masks of the segments
+// with frames may take at most kMaxSegMaskBytes (one byte per CT voxel each); a file needing more is refused
+// before anything is allocated.
+constexpr std::int64_t kMaxSegMaskBytes = std::int64_t{8} << 30;
 std::vector<DicomSegment> read_dicom_seg(const std::string& file, const Grid& ct);
 
 // The key facts of every DICOM file under `dir` (recursively, sorted by path), read without pixel data.

@@ -6,12 +6,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <tuple>
+
+#include <sys/stat.h>
+
+#include "core/isolate.h"
 
 namespace livernet::io {
 
@@ -136,6 +142,9 @@ std::string damaged_global_heap(const std::string& path) {
   return "";
 }
 
+// Defined with the reading helpers below.
+void check_in_child(const std::string& path);
+
 }  // namespace
 
 H5File H5File::open(const std::string& path, bool writable) {
@@ -146,6 +155,7 @@ H5File H5File::open(const std::string& path, bool writable) {
   LN_CHECK(H5Fis_hdf5(path.c_str()) > 0, path, ": not an HDF5 file (or truncated)");
   const std::string bad_heap = damaged_global_heap(path);
   LN_CHECK(bad_heap.empty(), path, ": damaged HDF5 file (", bad_heap, ")");
+  check_in_child(path);
   const hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
   LN_CHECK(id >= 0, path, ": cannot open as HDF5 (damaged or truncated file?)");
   return H5File(id, path);
@@ -399,6 +409,231 @@ Id vlen_utf8() {
   H5Tset_cset(t.get(), H5T_CSET_UTF8);
   return t;
 }
+}  // namespace
+
+// ---- Checking a file in a child process before this process parses it ----
+//
+// libhdf5 1.10 (Debian 12) can crash, hang or allocate gigabytes on a crafted file (fuzz/regressions/*/libhdf5-*.h5).
+// Before a file is opened here, a forked child opens it and touches what any reader of ours could touch:
+// every group, link, object header, attribute (values read, variable-length strings included) and dataset
+// (every element read, in bounded blocks, through the type conversion our readers use). If the child
+// crashes, hangs or runs out of its memory budget, the file is refused with one line; otherwise this
+// process reads it (libhdf5 is deterministic: what the child survived, this process survives).
+namespace {
+
+// Whether the error stack holds "out of memory" (a failed allocation under the child's memory budget).
+bool stack_says_out_of_memory() {
+  bool oom = false;
+  auto cb = [](unsigned, const H5E_error2_t* e, void* data) -> herr_t {
+    if (e->maj_num == H5E_RESOURCE || e->min_num == H5E_CANTALLOC || e->min_num == H5E_NOSPACE)
+      *static_cast<bool*>(data) = true;
+    return 0;
+  };
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, cb, &oom);
+  return oom;
+}
+
+struct Prober {
+  bool out_of_memory = false;
+  bool verbose = false;
+  std::set<haddr_t> seen;
+
+  // After a failed call: a failed allocation leaves ENOMEM in errno (malloc and mmap set it; libhdf5 does
+  // not always put it on its error stack, e.g. in variable-length conversions).
+  void failed() {
+    if (verbose) H5Eprint2(H5E_DEFAULT, stderr);
+    if (errno == ENOMEM || stack_says_out_of_memory()) out_of_memory = true;
+    errno = 0;
+    H5Eclear2(H5E_DEFAULT);
+  }
+  template <typename T>
+  bool ok(T r) {
+    if (r < 0) failed();
+    return r >= 0;
+  }
+
+  // Reads `npoints` values of `type` through `reader` as our readers would: strings as strings, numbers as
+  // native doubles (every integer/float conversion path), in blocks of rows for datasets.
+  void read_values(hid_t type, hssize_t npoints, const std::function<herr_t(hid_t, void*)>& reader, hid_t space) {
+    if (npoints <= 0) return;
+    const H5T_class_t cls = H5Tget_class(type);
+    if (cls == H5T_STRING) {
+      if (npoints > (1 << 26)) return;
+      bool read_ok = false;
+      read_string_values(type, static_cast<std::size_t>(npoints), space, reader, &read_ok);
+      if (!read_ok) failed();
+    } else if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
+      if (npoints > (1 << 24)) return;  // attributes only; datasets go through read_dataset
+      std::vector<double> v(static_cast<std::size_t>(npoints));
+      ok(reader(H5T_NATIVE_DOUBLE, v.data()));
+    }
+  }
+
+  void attributes(hid_t obj) {
+    H5O_info_t oi{};
+    if (!ok(H5Oget_info2(obj, &oi, H5O_INFO_NUM_ATTRS))) return;
+    for (hsize_t i = 0; i < oi.num_attrs && i < 4096; ++i) {
+      Id a(H5Aopen_by_idx(obj, ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT));
+      if (!a.ok()) a = Id(H5Aopen_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT));
+      if (!a.ok()) {
+        failed();
+        continue;
+      }
+      char name[256];
+      H5Aget_name(a.get(), sizeof name, name);
+      ok(H5Aexists(obj, name));
+      Id type(H5Aget_type(a.get()));
+      Id space(H5Aget_space(a.get()));
+      if (!type.ok() || !space.ok()) {
+        failed();
+        continue;
+      }
+      read_values(type.get(), H5Sget_simple_extent_npoints(space.get()),
+                  [&](hid_t mt, void* buf) { return H5Aread(a.get(), mt, buf); }, space.get());
+    }
+  }
+
+  void dataset(hid_t d) {
+    attributes(d);
+    Id type(H5Dget_type(d));
+    Id space(H5Dget_space(d));
+    if (!type.ok() || !space.ok()) return failed();
+    // What H5File::read refuses before reading (declared but not stored, or too many elements) is not read.
+    const double declared = static_cast<double>(H5Sget_simple_extent_npoints(space.get())) * static_cast<double>(H5Tget_size(type.get()));
+    const double stored = static_cast<double>(H5Dget_storage_size(d));
+    if (H5Sget_simple_extent_npoints(space.get()) > (std::int64_t{1} << 31) || (declared > (1 << 26) && stored * 1024 < declared)) return;
+    const H5T_class_t cls = H5Tget_class(type.get());
+    const int nd = H5Sget_simple_extent_ndims(space.get());
+    if (nd < 0 || nd > 32) return failed();
+    hsize_t dims[32] = {};
+    H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+    if (cls == H5T_STRING || nd == 0) {
+      return read_values(type.get(), H5Sget_simple_extent_npoints(space.get()),
+                         [&](hid_t mt, void* buf) { return H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf); },
+                         space.get());
+    }
+    if (cls != H5T_INTEGER && cls != H5T_FLOAT) return;  // our readers refuse other classes before reading
+    // Rows of dimension 0 in blocks of at most 8 Mi values.
+    double row = 1;
+    for (int i = 1; i < nd; ++i) row *= static_cast<double>(dims[i]);
+    if (row <= 0 || dims[0] == 0) return;
+    if (row > double(1 << 23)) return;  // a row alone is larger than any reader of ours accepts
+    const hsize_t rows = std::max<hsize_t>(1, static_cast<hsize_t>(double(1 << 23) / row));
+    std::vector<double> buf;
+    for (hsize_t start = 0; start < dims[0]; start += rows) {
+      hsize_t off[32] = {}, cnt[32] = {};
+      off[0] = start;
+      cnt[0] = std::min(rows, dims[0] - start);
+      for (int i = 1; i < nd; ++i) cnt[i] = dims[i];
+      buf.resize(static_cast<std::size_t>(static_cast<double>(cnt[0]) * row));
+      Id fspace(H5Dget_space(d));
+      if (!ok(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, off, nullptr, cnt, nullptr))) return;
+      Id mspace(H5Screate_simple(nd, cnt, nullptr));
+      if (!ok(H5Dread(d, H5T_NATIVE_DOUBLE, mspace.get(), fspace.get(), H5P_DEFAULT, buf.data()))) return;
+    }
+  }
+
+  void group(hid_t g, int depth) {
+    attributes(g);
+    if (depth > 32) return;
+    std::vector<std::string> names;
+    auto cb = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+      auto* v = static_cast<std::vector<std::string>*>(data);
+      if (v->size() >= 100000) return 1;
+      v->push_back(name);
+      return 0;
+    };
+    if (!ok(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, nullptr, cb, &names))) {
+      // Partly listed groups are still walked.
+    }
+    for (const std::string& name : names) {
+      ok(H5Lexists(g, name.c_str(), H5P_DEFAULT));
+      Id o(H5Oopen(g, name.c_str(), H5P_DEFAULT));
+      if (!o.ok()) {
+        failed();
+        continue;
+      }
+      H5O_info_t oi{};
+      if (!ok(H5Oget_info2(o.get(), &oi, H5O_INFO_BASIC))) continue;
+      if (!seen.insert(oi.addr).second) continue;
+      const H5I_type_t t = H5Iget_type(o.get());
+      if (t == H5I_GROUP) group(o.get(), depth + 1);
+      else if (t == H5I_DATASET) dataset(o.get());
+    }
+  }
+};
+
+// In the child: "" when the walk finished, "out-of-memory" when an allocation failed on the way.
+std::string probe_hdf5(const std::string& path, bool verbose) {
+  errno = 0;
+  const hid_t fid = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (fid < 0) return errno == ENOMEM || stack_says_out_of_memory() ? "out-of-memory" : "";
+  Id f(fid);
+  Prober p;
+  p.verbose = verbose;
+  {
+    Id root(H5Oopen(fid, "/", H5P_DEFAULT));
+    if (root.ok()) {
+      H5O_info_t oi{};
+      if (H5Oget_info2(root.get(), &oi, H5O_INFO_BASIC) >= 0) p.seen.insert(oi.addr);
+      p.group(root.get(), 0);
+    }
+  }
+  return p.out_of_memory ? "out-of-memory" : "";
+}
+
+// LIVERNET_HDF5_CHECK: unset/"on" (check), "off"/"0" (trusted files: no child process), "verbose" (the
+// child's HDF5 error stacks on stderr).
+std::string hdf5_check_mode() {
+  const char* env = std::getenv("LIVERNET_HDF5_CHECK");
+  if (!env || !*env) return "on";
+  return std::strcmp(env, "0") == 0 ? "off" : env;
+}
+
+// Files already checked by this process (device, inode, size, modification time): reopening a file does
+// not check it again unless it changed.
+using FileKey = std::tuple<std::uint64_t, std::uint64_t, std::int64_t, std::int64_t, std::int64_t>;
+std::optional<FileKey> file_key(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileKey{st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
+}
+
+void check_in_child(const std::string& path) {
+  const std::string mode = hdf5_check_mode();
+  if (mode == "off") return;
+  const bool verbose = mode == "verbose";
+  static std::mutex mu;
+  static std::set<FileKey> checked;
+  const std::optional<FileKey> key = file_key(path);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (key && checked.count(*key)) return;
+  }
+  const double size_mb = key ? static_cast<double>(std::get<2>(*key)) / (1 << 20) : 0;
+  IsolateLimits limits;
+  limits.timeout_s = 60 + size_mb / 20;  // 20 MB/s: a slow network disk
+  // Reading in blocks of 64 MiB, a sound file needs far less; libhdf5 allocates what crafted sizes say.
+  limits.memory_budget_bytes = std::int64_t{1} << 30;
+  limits.keep_stderr = verbose;
+  const IsolatedRun run = run_isolated([&] { return probe_hdf5(path, verbose); }, limits);
+  switch (run.outcome) {
+    case IsolatedRun::Outcome::finished:
+      LN_CHECK(run.report.empty(), path, ": damaged HDF5 file (reading its structure needs more than ",
+               limits.memory_budget_bytes >> 30, " GiB of memory: crafted sizes?)");
+      break;
+    case IsolatedRun::Outcome::crashed:
+      LN_FAIL(path, ": damaged HDF5 file (the HDF5 library crashed reading it: ", run.detail, ")");
+    case IsolatedRun::Outcome::timed_out:
+      LN_FAIL(path, ": damaged HDF5 file (the HDF5 library did not finish reading it: ", run.detail, ")");
+    case IsolatedRun::Outcome::not_started:
+      LN_FAIL(path, ": cannot check the file in a child process (", run.detail,
+              "); LIVERNET_HDF5_CHECK=off reads it without the check");
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  if (key) checked.insert(*key);
+}
+
 }  // namespace
 
 std::vector<std::string> H5File::read_strings(const std::string& dataset, std::int64_t max_elements) const {

@@ -148,8 +148,9 @@ ModelConfig read_model_config(const std::string& path) {
   H5File f = H5File::open(path);
   check_format(f);
   LN_CHECK(f.has_attr("/", "model"), path, ": no 'model' attribute (the model configuration)");
+  const std::string json = f.read_string_attr("/", "model");  // its errors name the file already
   try {
-    return ModelConfig::from_json(f.read_string_attr("/", "model"));
+    return ModelConfig::from_json(json);
   } catch (const Error& e) {
     LN_FAIL(path, ": ", e.what());
   }

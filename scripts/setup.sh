@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages livernet needs (only the missing ones), then configures and builds.
 #
-#   scripts/setup.sh [--deps-only] [--test-deps] [--build-dir DIR] [--build-type TYPE]
+#   scripts/setup.sh [--deps-only] [--test-deps] [--fuzz-deps] [--build-dir DIR] [--build-type TYPE]
 #                    [--cuda AUTO|ON|OFF] [--cuda-arch LIST] [--sanitize] [--jobs N]
 #
 #   --deps-only     install packages, do not build
 #   --test-deps     also install the test-only tools: reference oracles (Debian's PyTorch, torchvision, h5py,
 #                   numpy) and Chromium (renders the HTML report in a test)
+#   --fuzz-deps     also install clang and libFuzzer (scripts/fuzz.sh)
 #   --build-dir     build directory (default: build, or build-asan with --sanitize)
 #   --build-type    CMake build type (default: Release; RelWithDebInfo with --sanitize)
 #   --cuda          build the CUDA backend: AUTO (when nvcc is found, default), ON or OFF
@@ -18,11 +19,12 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-deps_only=0 test_deps=0 build_dir="" build_type="" cuda="AUTO" cuda_arch="" sanitize=0 jobs="$(nproc)" targets=""
+deps_only=0 test_deps=0 fuzz_deps=0 build_dir="" build_type="" cuda="AUTO" cuda_arch="" sanitize=0 jobs="$(nproc)" targets=""
 while (($#)); do
   case "$1" in
     --deps-only) deps_only=1 ;;
     --test-deps) test_deps=1 ;;
+    --fuzz-deps) fuzz_deps=1 ;;
     --build-dir) build_dir="$2"; shift ;;
     --build-type) build_type="$2"; shift ;;
     --cuda) cuda="$2"; shift ;;
@@ -30,7 +32,7 @@ while (($#)); do
     --sanitize) sanitize=1 ;;
     --jobs) jobs="$2"; shift ;;
     --targets) targets="$2"; shift ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -44,6 +46,7 @@ packages=(
 )
 test_packages=(python3 python3-torch python3-torchvision python3-h5py python3-numpy chromium dcmtk)
 ((test_deps)) && packages+=("${test_packages[@]}")
+((fuzz_deps)) && packages+=(clang libclang-rt-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -477,6 +477,27 @@ std::vector<Case> cases() {
                "--weights {d}/w.h5 --input {d}/x.npy -o {d}/out.csv --device cpu", {"not livernet weights"}, "w.h5",
                {"out.csv"}});
 
+  // Crafted HDF5 files that crash, or make allocate gigabytes, libhdf5 1.10 itself (found by fuzz/fuzz_weights
+  // and fuzz/fuzz_dataset_h5): the file is first read by a child process (io/hdf5.cpp check_in_child).
+  auto crafted = [](const std::string& target, const std::string& file, const std::string& as) {
+    return [=](const Dir& d) { fs::copy_file(fs::path(LIVERNET_SOURCE_DIR) / "fuzz/regressions" / target / file, d(as)); };
+  };
+  t.push_back({"PredictWeightsCrashTheHdf5Library", crafted("weights", "libhdf5-segv-H5HG_read.h5", "w.h5"), "predict",
+               "--weights {d}/w.h5 --input {d}/x.npy -o {d}/out.csv --device cpu",
+               {"damaged HDF5 file (the HDF5 library crashed reading it: SIGSEGV)"}, "w.h5", {"out.csv"}});
+  t.push_back({"PredictWeightsMakeTheHdf5LibraryAllocateGigabytes", crafted("weights", "libhdf5-oom-vlen.h5", "w.h5"),
+               "predict", "--weights {d}/w.h5 --input {d}/x.npy -o {d}/out.csv --device cpu",
+               {"damaged HDF5 file (reading its structure needs more than 1 GiB of memory"}, "w.h5", {"out.csv"}});
+  t.push_back({"PredictDatasetCrashesTheHdf5Library", crafted("dataset_h5", "libhdf5-segv-H5HG_read.h5", "x.h5"), "predict",
+               kPredict + "{d}/x.h5", {"damaged HDF5 file (the HDF5 library crashed reading it: SIGSEGV)"}, "x.h5",
+               {"out.csv"}});
+  t.push_back({"PredictDatasetMakesTheHdf5LibraryAllocateGigabytes",
+               crafted("dataset_h5", "libhdf5-oom-metadata-cache.h5", "x.h5"), "predict", kPredict + "{d}/x.h5",
+               {"damaged HDF5 file (reading its structure needs more than 1 GiB of memory"}, "x.h5", {"out.csv"}});
+  t.push_back({"TrainDatasetCrashesTheHdf5Library",
+               all({config(tiny_yaml()), crafted("dataset_h5", "libhdf5-segv-H5HG_read.h5", "x.h5")}), "train", kTrain,
+               {"damaged HDF5 file (the HDF5 library crashed reading it: SIGSEGV)"}, "x.h5", {"run"}});
+
   // ---- train: configurations (refused before the data is read) ---------------------------------------
   const std::function<void(const Dir&)> data = [](const Dir& d) { fs::copy_file(phantoms(), d("x.h5")); };
   t.push_back({"ConfigUnknownKey", all({data, config("train:\n  batch_sise: 4\n")}), "train", kTrain,

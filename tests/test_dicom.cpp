@@ -1,6 +1,7 @@
 // DICOM readers and writers (io/dicom): round trips on axial, flipped, head-to-feet and oblique grids,
 // masks, DICOM-SEG, the refusals, the tree scan, and an independent reader (dcmdump) on what we write.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cmath>
@@ -352,6 +353,57 @@ TEST(DicomSeg, FramesOffTheCtAreRefused) {
   EXPECT_NE(e.find("lies on no slice of the volume"), std::string::npos) << e;
 
   EXPECT_NE(error_of([&] { read_dicom_seg(tmp.str("nothing.dcm"), ct); }).find("no such file"), std::string::npos);
+}
+
+long max_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024;
+}
+
+// A small file listing thousands of segments on a long CT (fuzzing could not see it on its 8x8x3 grid):
+// segments without frames cost nothing, and masks beyond kMaxSegMaskBytes are refused before allocating.
+TEST(DicomSeg, ManySegmentsDoNotAllocateAMaskEach) {
+  TempDir tmp;
+  Grid small = axial_grid();
+  small.size[2] = 4;
+  const std::string file = tmp.str("seg.dcm");
+  write_dicom_seg(file, {{1, "Liver", ball(small, 11, 10, 2, 5)}, {2, "Tumor_1", ball(small, 8, 8, 1, 2)}}, "1.2.3", who());
+  // 5000 more segments in the SegmentSequence, none of them with frames.
+  DcmFileFormat ff;
+  ASSERT_TRUE(ff.loadFile(file.c_str()).good());
+  DcmSequenceOfItems* seq = nullptr;
+  ASSERT_TRUE(ff.getDataset()->findAndGetSequence(DCM_SegmentSequence, seq).good());
+  for (int n = 3; n < 5003; ++n) {
+    auto* item = new DcmItem(*static_cast<DcmItem*>(seq->getItem(0)));
+    ASSERT_TRUE(item->putAndInsertString(DCM_SegmentNumber, std::to_string(n).c_str()).good());
+    ASSERT_TRUE(item->putAndInsertString(DCM_SegmentLabel, ("Empty_" + std::to_string(n)).c_str()).good());
+    ASSERT_TRUE(seq->append(item).good());
+  }
+  ASSERT_TRUE(ff.saveFile(file.c_str(), EXS_LittleEndianExplicit).good());
+  // A CT of 24 x 20 x 200,000 slices (96 MB per mask): one mask per listed segment would be 480 GB.
+  Grid long_ct = small;
+  long_ct.size[2] = 200000;
+  const long rss_before = max_rss_mib();
+  const auto back = read_dicom_seg(file, long_ct);
+  ASSERT_EQ(back.size(), 5002u);
+  EXPECT_EQ(back[0].mask.v.size(), static_cast<std::size_t>(long_ct.voxels()));
+  const Mask tumour = ball(small, 8, 8, 1, 2);
+  EXPECT_EQ(std::count(back[1].mask.v.begin(), back[1].mask.v.end(), 1), std::count(tumour.v.begin(), tumour.v.end(), 1));
+  for (std::size_t i = 2; i < back.size(); ++i) ASSERT_TRUE(back[i].mask.v.empty()) << i;
+  EXPECT_EQ(back[4000].label, "Empty_4001");
+  EXPECT_LT(max_rss_mib(), std::max(rss_before, 0L) + 1024);
+
+  // Five segments with frames on a CT of 1.9 G voxels: 9.6 GB of masks, refused before allocating.
+  std::vector<DicomSegment> five;
+  for (int n = 1; n <= 5; ++n) five.push_back({n, "Tumor_" + std::to_string(n), ball(small, 4 + 3 * n, 8, 1, 1.5)});
+  write_dicom_seg(file, five, "1.2.3", who());
+  Grid huge_ct = small;
+  huge_ct.size[2] = 4000000;
+  const std::string e = error_of([&] { read_dicom_seg(file, huge_ct); });
+  EXPECT_NE(e.find(file + ": 5 segments have frames; their masks on the"), std::string::npos) << e;
+  EXPECT_NE(e.find("MiB allowed)"), std::string::npos) << e;
+  EXPECT_LT(max_rss_mib(), std::max(rss_before, 0L) + 1024);
 }
 
 TEST(DicomScan, FindsCtAndSegWithTheReferencedSeries) {

@@ -185,6 +185,10 @@ PatientScan load_patient(const PatientSource& src, const std::string& layout, co
     scan.ct = io::read_dicom_series(src.ct, nullptr, src.series_uid);
     for (const auto& s : src.masks)
       for (auto& seg : io::read_dicom_seg(s, scan.ct.grid)) {
+        if (seg.mask.v.empty()) {
+          scan.notes.push_back(str_cat(s, ": segment ", seg.number, " ('", printable(seg.label), "') has no frames"));
+          continue;
+        }
         if (classes.match(seg.label) < 0) {
           scan.ignored.push_back(seg.label);
           continue;
