@@ -1,6 +1,7 @@
 // Memory allocators. Every tensor's memory comes from the allocator of its device:
-//  - CPU: 64-byte aligned blocks, cached by size bin so a steady-state training step allocates nothing
-//    from the system (set LIVERNET_CPU_CACHE=0 to pass every request straight to the system);
+//  - CPU: 64-byte aligned blocks from glibc's heap, set up (mmap and trimming off) so that freed blocks of
+//    any size are reused and a steady-state step faults in no new pages (LIVERNET_CPU_ALLOC=bins: exact-size
+//    free lists instead; =system: the C library as configured; see allocator.cpp);
 //  - CUDA: a caching allocator with size-binned free lists per stream (no cudaMalloc per op);
 //  - pinned host memory for fast transfers (CUDA builds).
 #pragma once

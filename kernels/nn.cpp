@@ -203,12 +203,12 @@ Shape pool_output_shape(const char* op, const Shape& x, const Pool2dParams& p) {
 }
 }  // namespace
 
-Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor& indices) {
+Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor& indices, bool with_indices) {
   check_float("max_pool2d", x, "input");
   const Shape ys = pool_output_shape("max_pool2d", x.shape(), p);
   LN_CHECK(x.size(1) * x.size(2) < (std::int64_t{1} << 31), "max_pool2d: plane too large");
   Tensor y = Tensor::empty(ys, x.dtype(), x.device());
-  indices = Tensor::empty(ys, DType::i32, x.device());
+  indices = with_indices ? Tensor::empty(ys, DType::i32, x.device()) : Tensor();
   if (y.numel() == 0) return y;
   LN_DISPATCH(x.device(), max_pool2d_forward, x, p, y, indices);
   return y;

@@ -88,9 +88,10 @@ struct Pool2dParams {
   std::int64_t out_h(std::int64_t h) const { return (h + 2 * pad_h - kernel_h) / stride_h + 1; }
   std::int64_t out_w(std::int64_t w) const { return (w + 2 * pad_w - kernel_w) / stride_w + 1; }
 };
-// y and the flat in-plane index (h * W + w, i32) of each window's maximum (the first one on ties;
-// padding counts as -inf).
-Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor& indices);
+// y and the flat in-plane index (h * W + w, i32) of each window's maximum (the first one on ties; a NaN
+// wins and the first NaN stays; padding counts as -inf). Without with_indices (inference), indices is left
+// undefined and not computed.
+Tensor max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor& indices, bool with_indices = true);
 Tensor max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Shape& x_shape, const Pool2dParams& p);
 Tensor avg_pool2d_forward(const Tensor& x, const Pool2dParams& p);
 Tensor avg_pool2d_backward(const Tensor& dy, const Shape& x_shape, const Pool2dParams& p);

@@ -187,8 +187,9 @@ Tensor scale_by(const Tensor& x, const Tensor& a) {
 
 Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
   Tensor indices;
-  Tensor y = kernels::max_pool2d_forward(x, p, indices);
-  if (any_requires_grad({x})) {
+  const bool grad = any_requires_grad({x});
+  Tensor y = kernels::max_pool2d_forward(x, p, indices, grad);
+  if (grad) {
     struct S {
       Tensor indices;
       Shape x_shape;

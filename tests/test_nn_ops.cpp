@@ -320,6 +320,37 @@ TEST(NnOps, MaxPoolTiesPickTheFirstMaximumAndNaNWins) {
   EXPECT_EQ(idx.to_vector<int>()[0], 4);
 }
 
+// Inference skips the indices: the same maxima, NaNs included, over many channels (the vectorised loop)
+// and padded windows.
+TEST(NnOps, MaxPoolWithoutIndicesGivesTheSameMaxima) {
+  Tensor x = Tensor::empty(Shape{2, 9, 11, 37});
+  kernels::random_fill(x, kernels::RandomDist::normal, 7, 0, 0.f, 1.f);
+  float* p = x.data<float>();
+  p[5] = NAN;
+  p[37 * 20 + 3] = NAN;
+  p[37 * 21 + 3] = INFINITY;
+  for (const Pool2dParams& params : {Pool2dParams::make(3, 2, 0), Pool2dParams::make(3, 1, 1)}) {
+    Tensor idx, none;
+    const Tensor with = kernels::max_pool2d_forward(x, params, idx, true);
+    const Tensor without = kernels::max_pool2d_forward(x, params, none, false);
+    EXPECT_TRUE(idx.defined());
+    EXPECT_FALSE(none.defined());
+    const std::vector<float> a = with.to_vector<float>(), b = without.to_vector<float>();
+    const std::vector<int> ix = idx.to_vector<int>();
+    ASSERT_EQ(a.size(), b.size());
+    int nans = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      ASSERT_TRUE(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i]))) << i;
+      // The index points at the value returned.
+      const std::size_t c = i % 37, n = i / (37 * with.size(1) * with.size(2));
+      const float at = p[(n * 9 * 11 + static_cast<std::size_t>(ix[i])) * 37 + c];
+      ASSERT_TRUE(at == a[i] || (std::isnan(at) && std::isnan(a[i]))) << i;
+      nans += std::isnan(a[i]);
+    }
+    EXPECT_GT(nans, 0);
+  }
+}
+
 TEST(NnOps, CrossEntropyRejectsBadLabelsWithAClearMessage) {
   kernels::CrossEntropyState st;
   const Tensor logits = Tensor::zeros(Shape{2, 3});

@@ -271,10 +271,43 @@ void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& y, con
 
 // ---- pooling: loops over (n, oh) rows in parallel; channels innermost (contiguous in NHWC) -------------
 
+namespace {
+// One output pixel's C channels: the maximum over the in-bounds taps [hs, he) x [ws, we), row-major, keeping
+// the first maximum; a NaN wins and the first NaN stays. Branch-free per channel so the loop vectorises.
+template <typename T, bool kIndices>
+void max_pool_pixel(const T* xp, std::int64_t W, std::int64_t C, std::int64_t hs, std::int64_t he, std::int64_t ws,
+                    std::int64_t we, float* best, std::int32_t* arg, T* yp, std::int32_t* ip) {
+  {
+    const T* px = xp + (hs * W + ws) * C;
+    const auto flat = static_cast<std::int32_t>(hs * W + ws);
+    for (std::int64_t c = 0; c < C; ++c) {
+      best[c] = to_float(px[c]);
+      if constexpr (kIndices) arg[c] = flat;
+    }
+  }
+  for (std::int64_t h = hs; h < he; ++h) {
+    for (std::int64_t w = (h == hs ? ws + 1 : ws); w < we; ++w) {
+      const T* px = xp + (h * W + w) * C;
+      const auto flat = static_cast<std::int32_t>(h * W + w);
+      for (std::int64_t c = 0; c < C; ++c) {
+        const float v = to_float(px[c]), b = best[c];
+        const bool take = (b == b) & ((v > b) | (v != v));
+        best[c] = take ? v : b;
+        if constexpr (kIndices) arg[c] = take ? flat : arg[c];
+      }
+    }
+  }
+  for (std::int64_t c = 0; c < C; ++c) {
+    yp[c] = from_float<T>(best[c]);
+    if constexpr (kIndices) ip[c] = arg[c];
+  }
+}
+}  // namespace
+
 void max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor& y, Tensor& indices) {
   const std::int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
   const std::int64_t Ho = y.size(1), Wo = y.size(2);
-  std::int32_t* idx = indices.data<std::int32_t>();
+  std::int32_t* idx = indices.defined() ? indices.data<std::int32_t>() : nullptr;
   LN_SWITCH_FLOAT(x.dtype(), "max_pool2d", T, {
     const T* xp = x.data<T>();
     T* yp = y.data<T>();
@@ -283,29 +316,22 @@ void max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor& y, Tenso
       std::vector<std::int32_t> arg(static_cast<std::size_t>(C));
       for (std::int64_t row = b; row < e; ++row) {
         const std::int64_t n = row / Ho, oh = row % Ho;
+        const std::int64_t h0 = oh * p.stride_h - p.pad_h;
+        const std::int64_t hs = std::max<std::int64_t>(h0, 0), he = std::min<std::int64_t>(h0 + p.kernel_h, H);
         for (std::int64_t ow = 0; ow < Wo; ++ow) {
-          std::fill(best.begin(), best.end(), -std::numeric_limits<float>::infinity());
-          std::fill(arg.begin(), arg.end(), -1);
-          const std::int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
-          for (std::int64_t h = h0; h < h0 + p.kernel_h; ++h) {
-            if (h < 0 || h >= H) continue;
-            for (std::int64_t w = w0; w < w0 + p.kernel_w; ++w) {
-              if (w < 0 || w >= W) continue;
-              const T* px = xp + ((n * H + h) * W + w) * C;
-              const auto flat = static_cast<std::int32_t>(h * W + w);
-              for (std::int64_t c = 0; c < C; ++c) {
-                const float v = to_float(px[c]);
-                if (arg[c] < 0 || (!std::isnan(best[c]) && (v > best[c] || std::isnan(v)))) {
-                  best[c] = v;
-                  arg[c] = flat;
-                }
-              }
-            }
-          }
+          const std::int64_t w0 = ow * p.stride_w - p.pad_w;
+          const std::int64_t ws = std::max<std::int64_t>(w0, 0), we = std::min<std::int64_t>(w0 + p.kernel_w, W);
           const std::int64_t o = ((n * Ho + oh) * Wo + ow) * C;
-          for (std::int64_t c = 0; c < C; ++c) {
-            yp[o + c] = from_float<T>(best[c]);
-            idx[o + c] = arg[c];
+          const T* xn = xp + n * H * W * C;
+          if (hs >= he || ws >= we) {  // a window entirely in the padding: -inf, index -1
+            for (std::int64_t c = 0; c < C; ++c) {
+              yp[o + c] = from_float<T>(-std::numeric_limits<float>::infinity());
+              if (idx) idx[o + c] = -1;
+            }
+          } else if (idx) {
+            max_pool_pixel<T, true>(xn, W, C, hs, he, ws, we, best.data(), arg.data(), yp + o, idx + o);
+          } else {
+            max_pool_pixel<T, false>(xn, W, C, hs, he, ws, we, best.data(), arg.data(), yp + o, nullptr);
           }
         }
       }

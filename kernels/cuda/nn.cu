@@ -497,7 +497,8 @@ struct MaxPoolForwardFn {
     }
     store_vec<T, VEC>(y, i0, best);
 #pragma unroll
-    for (int k = 0; k < VEC; ++k) indices[i0 + k] = arg[k];
+    for (int k = 0; k < VEC; ++k)
+      if (indices) indices[i0 + k] = arg[k];
   }
 };
 
@@ -1049,7 +1050,7 @@ void batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& y, con
 void max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor& y, Tensor& indices) {
   LaunchContext ctx(x);
   const PoolGeom g = PoolGeom::make(x, y.size(1), y.size(2), p);
-  std::int32_t* ip = indices.data<std::int32_t>();
+  std::int32_t* ip = indices.defined() ? indices.data<std::int32_t>() : nullptr;
   LN_SWITCH_FLOAT(x.dtype(), "max_pool2d_forward", T, {
     const T* xp = x.data<T>();
     T* yp = y.data<T>();
