@@ -26,16 +26,15 @@ void on_signal(int sig) {
 // What a bad input can make training refuse is checked before the run directory is created or anything
 // is printed, so the refusal is one line and leaves nothing behind: the data (loaded, every class present,
 // enough patients for the folds), the device, the initial weights and, on --resume, the checkpoints.
-void check_inputs(const tools::TrainConfig& cfg, const std::string& resume_dir) {
-  {
-    const io::Dataset data = io::load_dataset(cfg.data, io::ManifestOptions{cfg.window, 32768.f, cfg.model.class_names});
-    LN_CHECK(data.num_classes() >= 2, cfg.data, ": needs at least two classes");
-    (void)tools::positive_class_index(cfg, data.class_names);
-    (void)tools::make_folds(data, cfg.folds, cfg.val_fraction, cfg.seed);
-  }
+// Returns the loaded dataset (training uses it as is).
+io::Dataset check_inputs(const tools::TrainConfig& cfg, const std::string& resume_dir) {
+  io::Dataset data = io::load_dataset(cfg.data, io::ManifestOptions{cfg.window, 32768.f, cfg.model.class_names});
+  LN_CHECK(data.num_classes() >= 2, cfg.data, ": needs at least two classes");
+  (void)tools::positive_class_index(cfg, data.class_names);
+  (void)tools::make_folds(data, cfg.folds, cfg.val_fraction, cfg.seed);
   (void)tools::resolve_device(cfg.device);
   if (!cfg.weights.empty()) (void)io::read_model_config(cfg.weights);
-  if (resume_dir.empty()) return;
+  if (resume_dir.empty()) return data;
   for (int k = 0; k < cfg.folds; ++k) {
     const std::string ckpt = resume_dir + "/fold_" + std::to_string(k) + "/checkpoint.h5";
     if (!fs::exists(ckpt)) continue;
@@ -43,6 +42,7 @@ void check_inputs(const tools::TrainConfig& cfg, const std::string& resume_dir) 
     LN_CHECK(f.has_attr("/", "format") && f.read_string_attr("/", "format") == io::kCheckpointFormat, ckpt,
              ": not a training checkpoint (delete it to restart the fold)");
   }
+  return data;
 }
 }  // namespace
 
@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
     cfg.validate(!resume.empty() ? resume + "/config.yaml" : config_path.empty() ? std::string("config") : config_path);
     if (resume.empty() && fs::exists(run_dir))
       LN_CHECK(force, run_dir, ": the run directory exists; use --resume ", run_dir, " to continue it or --force to replace it");
-    check_inputs(cfg, resume);  // before --force removes anything
+    io::Dataset dataset = check_inputs(cfg, resume);  // before --force removes anything
     if (resume.empty()) {
       if (fs::exists(run_dir)) fs::remove_all(run_dir);
       fs::create_directories(run_dir);
@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
     tools::Progress progress(run_dir + "/log.txt");
     progress.line(str_cat(resume.empty() ? "run " : "resuming run ", run_dir));
     try {
-      const tools::RunSummary s = tools::run_training(cfg, run_dir, progress);
+      const tools::RunSummary s = tools::run_training(cfg, run_dir, progress, {}, std::move(dataset));
       progress.line("\n" + tools::metrics_table(s.folds, s.pooled));
       progress.line("paper (Perdigon Romero et al. 2019, 230 lesions / 63 patients): accuracy 0.96, F1 0.92");
       tools::ReportInputs r;

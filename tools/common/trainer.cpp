@@ -512,10 +512,12 @@ static void remove_stale_temporaries(const std::string& run_dir, Progress& progr
   if (!stale.empty()) progress.line(str_cat("removed ", stale.size(), " temporary file(s) left by an interrupted write"));
 }
 
-RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, Progress& progress, const TrainHooks& hooks) {
+RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, Progress& progress, const TrainHooks& hooks,
+                        std::optional<io::Dataset> preloaded) {
   TrainConfig cfg = cfg_in;
   remove_stale_temporaries(run_dir, progress);
-  const io::Dataset data = io::load_dataset(cfg.data, io::ManifestOptions{cfg.window, 32768.f, cfg.model.class_names});
+  io::Dataset data = preloaded ? std::move(*preloaded)
+                               : io::load_dataset(cfg.data, io::ManifestOptions{cfg.window, 32768.f, cfg.model.class_names});
   LN_CHECK(data.num_classes() >= 2, cfg.data, ": needs at least two classes");
   cfg.model.class_names = data.class_names;
   cfg.model.num_classes = data.num_classes();
@@ -582,7 +584,7 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
     }
   summary.pooled = compute_metrics(all_probs, all_labels, positive);
   write_results(run_dir, data, summary.folds, summary.pooled, positive);
-  summary.data = data;
+  summary.data = std::move(data);
   summary.config = cfg;
   summary.positive = positive;
   return summary;

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,9 +56,10 @@ struct TrainHooks {
   std::function<void(int fold, std::int64_t step)> on_step;
 };
 
-// Runs (or resumes) the whole protocol in run_dir (which must exist and hold config.yaml).
+// Runs (or resumes) the whole protocol in run_dir (which must exist and hold config.yaml). `data`: the
+// dataset cfg.data names, when the caller has loaded it already (else it is loaded here).
 RunSummary run_training(const TrainConfig& cfg, const std::string& run_dir, Progress& progress,
-                        const TrainHooks& hooks = {});
+                        const TrainHooks& hooks = {}, std::optional<io::Dataset> data = std::nullopt);
 
 // Model input tensors for samples (no augmentation): [n, size, size, 1] on the CPU.
 Tensor make_inputs(const io::Dataset& d, const std::vector<std::int64_t>& indices, const TrainConfig& cfg);
