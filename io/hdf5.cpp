@@ -142,8 +142,9 @@ std::string damaged_global_heap(const std::string& path) {
   return "";
 }
 
-// Defined with the reading helpers below.
-void check_in_child(const std::string& path);
+// The file's global heaps checked here, then the whole file read by a child process (defined with the
+// reading helpers below); once per (device, inode, size, modification time).
+void check_untrusted(const std::string& path);
 
 }  // namespace
 
@@ -153,9 +154,7 @@ H5File H5File::open(const std::string& path, bool writable) {
   LN_CHECK(fs::exists(path, ec), path, ": no such file");
   LN_CHECK(fs::is_regular_file(path, ec), path, ": not a regular file");
   LN_CHECK(H5Fis_hdf5(path.c_str()) > 0, path, ": not an HDF5 file (or truncated)");
-  const std::string bad_heap = damaged_global_heap(path);
-  LN_CHECK(bad_heap.empty(), path, ": damaged HDF5 file (", bad_heap, ")");
-  check_in_child(path);
+  check_untrusted(path);  // once per file version and process
   const hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
   LN_CHECK(id >= 0, path, ": cannot open as HDF5 (damaged or truncated file?)");
   return H5File(id, path);
@@ -599,16 +598,22 @@ std::optional<FileKey> file_key(const std::string& path) {
   return FileKey{st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
 }
 
-void check_in_child(const std::string& path) {
-  const std::string mode = hdf5_check_mode();
-  if (mode == "off") return;
-  const bool verbose = mode == "verbose";
+void check_untrusted(const std::string& path) {
   static std::mutex mu;
   static std::set<FileKey> checked;
   const std::optional<FileKey> key = file_key(path);
   {
     std::lock_guard<std::mutex> lock(mu);
     if (key && checked.count(*key)) return;
+  }
+  const std::string bad_heap = damaged_global_heap(path);
+  LN_CHECK(bad_heap.empty(), path, ": damaged HDF5 file (", bad_heap, ")");
+  const std::string mode = hdf5_check_mode();
+  const bool verbose = mode == "verbose";
+  if (mode == "off") {
+    std::lock_guard<std::mutex> lock(mu);
+    if (key) checked.insert(*key);
+    return;
   }
   const double size_mb = key ? static_cast<double>(std::get<2>(*key)) / (1 << 20) : 0;
   IsolateLimits limits;

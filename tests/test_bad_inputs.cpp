@@ -478,7 +478,7 @@ std::vector<Case> cases() {
                {"out.csv"}});
 
   // Crafted HDF5 files that crash, or make allocate gigabytes, libhdf5 1.10 itself (found by fuzz/fuzz_weights
-  // and fuzz/fuzz_dataset_h5): the file is first read by a child process (io/hdf5.cpp check_in_child).
+  // and fuzz/fuzz_dataset_h5): the file is first read by a child process (io/hdf5.cpp check_untrusted).
   auto crafted = [](const std::string& target, const std::string& file, const std::string& as) {
     return [=](const Dir& d) { fs::copy_file(fs::path(LIVERNET_SOURCE_DIR) / "fuzz/regressions" / target / file, d(as)); };
   };
