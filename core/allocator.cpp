@@ -38,7 +38,8 @@ class CpuBackend final : public RawMemoryBackend {
 //          blocks of every size coalesce and are reused best-fit, so a steady-state step neither faults in
 //          fresh pages nor keeps one cached block per tensor size. At InceptionV3 299x299 batch 8 this
 //          gave the same speed as the bins with 360 instead of 570 MiB peak RSS (forward), 1110 instead
-//          of 1300 MiB (training) (bench/results/cpu_compare_pytorch.md).
+//          of 1300 MiB (training) (`tools/bench --size 299 --batch 8 [--train]` on 2 cores, 2026-11-27).
+//          Freed memory is kept by the process for later tensors, as the bins kept it.
 //  bins:   livernet's free lists of exact sizes in front of aligned_alloc (the previous default).
 //  system: every request to aligned_alloc/free as the C library is configured (also LIVERNET_CPU_CACHE=0,
 //          and always under AddressSanitizer, which must see every allocation).
