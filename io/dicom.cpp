@@ -733,6 +733,7 @@ std::vector<DicomSegment> read_dicom_seg(const std::string& file, const Grid& ct
   auto group_of = [&](DcmItem* item, const DcmTagKey& tag) { return seq_item(seq_item(item, tag) != nullptr ? item : shared, tag); };
   // Which segments have frames, before any mask is allocated: a segment without frames keeps an empty mask,
   // and the masks of those with frames must fit the budget (a small file can list thousands of segments).
+  std::vector<std::size_t> frame_segment;  // index into segs, per frame
   {
     std::set<std::size_t> with_frames;
     std::size_t f = 0;
@@ -743,6 +744,7 @@ std::vector<DicomSegment> read_dicom_seg(const std::string& file, const Grid& ct
                what, ": no ReferencedSegmentNumber");
       const auto it = seg_index.find(number);
       LN_CHECK(it != seg_index.end(), what, ": refers to segment ", number, ", which the SegmentSequence lacks");
+      frame_segment.push_back(it->second);
       with_frames.insert(it->second);
     }
     const double bytes = static_cast<double>(with_frames.size()) * static_cast<double>(ct.voxels());
@@ -756,15 +758,12 @@ std::vector<DicomSegment> read_dicom_seg(const std::string& file, const Grid& ct
     auto* item = static_cast<DcmItem*>(o);
     const std::string what = str_cat(file, ": frame ", f + 1);
     auto group = [&](const DcmTagKey& tag) { return group_of(item, tag); };
-    DcmItem* ident = group(DCM_SegmentIdentificationSequence);
-    long number = 0;
-    get_long(ident, DCM_ReferencedSegmentNumber, number);
-    const auto it = seg_index.find(number);
+    DicomSegment& seg = segs[frame_segment[f]];
     DcmItem* pos = group(DCM_PlanePositionSequence);
     LN_CHECK(pos != nullptr, what, ": no PlanePositionSequence");
     const Plane p = plane_of(group(DCM_PlaneOrientationSequence), group(DCM_PixelMeasuresSequence), pos, rows, cols, what);
-    const std::int64_t k = place_on_grid(ct, p, str_cat(what, " (segment ", number, ")"));
-    std::uint8_t* out = segs[it->second].mask.v.data() + static_cast<std::size_t>(k) * plane;
+    const std::int64_t k = place_on_grid(ct, p, str_cat(what, " (segment ", seg.number, ")"));
+    std::uint8_t* out = seg.mask.v.data() + static_cast<std::size_t>(k) * plane;
     const std::size_t base = f * plane;
     if (binary) {
       for (std::size_t q = 0; q < plane; ++q) {

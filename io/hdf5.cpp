@@ -82,6 +82,17 @@ hid_t mem_type(DType t) {
   }
 }
 
+// A small file may declare a huge dataset whose chunks were never written (HDF5 would return fill values):
+// true when it declares more than 64 MiB and stores less than 1/1024 of it (refused before allocating).
+bool declared_but_not_stored(hid_t dataset, double* declared_out = nullptr, double* stored_out = nullptr) {
+  const Id space(H5Dget_space(dataset)), type(H5Dget_type(dataset));
+  const double declared = static_cast<double>(H5Sget_simple_extent_npoints(space.get())) * static_cast<double>(H5Tget_size(type.get()));
+  const double stored = static_cast<double>(H5Dget_storage_size(dataset));
+  if (declared_out) *declared_out = declared;
+  if (stored_out) *stored_out = stored;
+  return declared > (1 << 26) && stored * 1024 < declared;
+}
+
 }  // namespace
 
 #define LN_H5_FAIL(...) LN_FAIL(path_, ": ", __VA_ARGS__)
@@ -297,12 +308,9 @@ Tensor H5File::read(const std::string& dataset, std::optional<DType> as, std::in
   const DType want = as.value_or(inf.dtype);
   const DType load = mem_type(want) >= 0 ? want : DType::f32;
   if (inf.shape.numel() > 0) {
-    // A small file may declare a huge dataset whose chunks were never written (HDF5 would return fill
-    // values): refuse before allocating when the file stores less than 1/1024 of what is declared.
     Id d(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT));
-    const double declared = static_cast<double>(inf.shape.numel()) * static_cast<double>(H5Tget_size(Id(H5Dget_type(d.get())).get()));
-    const double stored = static_cast<double>(H5Dget_storage_size(d.get()));
-    if (declared > (1 << 26) && stored * 1024 < declared)
+    double declared = 0, stored = 0;
+    if (declared_but_not_stored(d.get(), &declared, &stored))
       LN_H5_FAIL("dataset '", dataset, "' declares ", inf.shape.str(), " (", static_cast<long long>(declared / (1 << 20)),
                  " MiB) but the file stores ", static_cast<long long>(stored / (1 << 20)), " MiB of it (corrupt or truncated file)");
   }
@@ -497,9 +505,7 @@ struct Prober {
     Id space(H5Dget_space(d));
     if (!type.ok() || !space.ok()) return failed();
     // What H5File::read refuses before reading (declared but not stored, or too many elements) is not read.
-    const double declared = static_cast<double>(H5Sget_simple_extent_npoints(space.get())) * static_cast<double>(H5Tget_size(type.get()));
-    const double stored = static_cast<double>(H5Dget_storage_size(d));
-    if (H5Sget_simple_extent_npoints(space.get()) > (std::int64_t{1} << 31) || (declared > (1 << 26) && stored * 1024 < declared)) return;
+    if (H5Sget_simple_extent_npoints(space.get()) > (std::int64_t{1} << 31) || declared_but_not_stored(d)) return;
     const H5T_class_t cls = H5Tget_class(type.get());
     const int nd = H5Sget_simple_extent_ndims(space.get());
     if (nd < 0 || nd > 32) return failed();

@@ -369,8 +369,8 @@ void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Pool2dPa
           for (std::int64_t oh = oh0; oh <= oh1; ++oh)
             for (std::int64_t ow = ow0; ow <= ow1; ++ow) {
               const std::int64_t o = ((n * Ho + oh) * Wo + ow) * C;
-              for (std::int64_t c = 0; c < C; ++c)  // branch-free: vectorises
-                acc[c] += idx[o + c] == flat ? to_float(gp[o + c]) : 0.f;
+              for (std::int64_t c = 0; c < C; ++c)
+                if (idx[o + c] == flat) acc[c] += to_float(gp[o + c]);
             }
           T* out = dp + ((n * H + h) * W + w) * C;
           for (std::int64_t c = 0; c < C; ++c) out[c] = from_float<T>(acc[c]);
