@@ -1,5 +1,6 @@
 #include "core/allocator.h"
 
+#include <algorithm>
 #include <bit>
 #include <climits>
 #include <cstdio>
@@ -144,7 +145,8 @@ void CachingAllocator::deallocate(void* ptr) {
   live_.erase(it);
   ++stats_.num_frees;
   stats_.allocated_bytes -= static_cast<std::int64_t>(block.size);
-  if (caching_) {
+  const bool retired = std::find(retired_.begin(), retired_.end(), block.stream) != retired_.end();
+  if (caching_ && !retired) {
     free_[block.stream][block.size].push_back(ptr);
   } else {
     backend_->raw_free(ptr);
@@ -164,6 +166,22 @@ void CachingAllocator::release_cached_locked() {
     }
   }
   free_.clear();
+}
+
+void CachingAllocator::release_pool(StreamId pool) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = free_.find(pool);
+  if (it != free_.end()) {
+    for (auto& [size, ptrs] : it->second) {
+      for (void* p : ptrs) {
+        backend_->raw_free(p);
+        ++stats_.num_raw_frees;
+        stats_.reserved_bytes -= static_cast<std::int64_t>(size);
+      }
+    }
+    free_.erase(it);
+  }
+  if (std::find(retired_.begin(), retired_.end(), pool) == retired_.end()) retired_.push_back(pool);
 }
 
 void CachingAllocator::empty_cache() {

@@ -69,6 +69,9 @@ class CachingAllocator final : public Allocator {
   void* allocate(std::size_t nbytes) override;
   void* allocate_on(std::size_t nbytes, StreamId stream);
   void deallocate(void* ptr) override;
+  // Gives the cached blocks of one stream (or private pool, see cuda::StepGraph) back to the backend and
+  // retires the id: blocks of it still in use go back to the backend when they are freed.
+  void release_pool(StreamId pool);
   AllocatorStats stats() const override;
   void reset_peak_stats() override;
   void empty_cache() override;
@@ -91,6 +94,7 @@ class CachingAllocator final : public Allocator {
   mutable std::mutex mu_;
   std::unordered_map<void*, Block> live_;
   std::unordered_map<StreamId, std::map<std::size_t, std::vector<void*>>> free_;
+  std::vector<StreamId> retired_;
   AllocatorStats stats_;
 };
 

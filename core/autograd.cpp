@@ -58,15 +58,35 @@ Node::Edge make_edge(const Tensor& t) {
   return e;
 }
 
-void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
-  Tensor converted = g.dtype() == leaf.dtype ? g : g.to(leaf.dtype);
+// True when nothing but `t` itself refers to its memory: no other handle, view or saved copy.
+bool sole_owner(const Tensor& t) { return t.impl_ptr().use_count() == 1 && t.storage().use_count() == 1; }
+
+// Adds g into the leaf's gradient (in the leaf's dtype). The first gradient is kept as it is when nothing
+// else refers to it (the usual case: a fresh tensor from the producing node, so no copy); otherwise it
+// is copied, since it may alias a saved tensor or a gradient still on its way elsewhere and the next
+// accumulation writes into it.
+void accumulate_leaf(TensorImpl& leaf, Tensor g) {
+  if (g.dtype() != leaf.dtype) g = g.to(leaf.dtype);  // a new tensor, owned here
   if (!leaf.grad) {
-    // Own the gradient: the incoming tensor may alias a saved tensor or another gradient.
-    Tensor owned = converted.is_same(g) ? g.clone() : converted;
-    leaf.grad = owned.impl_ptr();
-  } else {
-    Tensor(leaf.grad).add_(converted);
+    if (!sole_owner(g)) g = g.clone();
+    leaf.grad = g.impl_ptr();
+    return;
   }
+  Tensor(leaf.grad).add_(g);
+}
+
+// The sum of two gradients meeting at one input, computed in f32 and rounded once to the input's dtype.
+// When both already have that dtype it is one in-place kernel (the element-wise kernels compute in f32)
+// on `a`, copied first unless nothing else refers to it; otherwise through f32.
+Tensor sum_gradients(Tensor a, const Tensor& b, DType dtype) {
+  if (a.dtype() == dtype && b.dtype() == dtype) {
+    if (!sole_owner(a)) a = a.clone();
+    a.add_(b);
+    return a;
+  }
+  Tensor sum = a.dtype() == DType::f32 ? a.clone() : a.to(DType::f32);
+  sum.add_(b);
+  return sum.dtype() == dtype ? sum : sum.to(dtype);
 }
 
 }  // namespace
@@ -171,7 +191,7 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
              " gradients for ", edges.size(), " inputs");
     for (std::size_t i = 0; i < edges.size(); ++i) {
       const Node::Edge& e = edges[i];
-      const Tensor& g = grads[i];
+      const Tensor& g = grads[i];  // moved from (last use) when it goes to a leaf
       if (!e.active() || !g.defined()) continue;
       if (!(g.shape() == e.shape)) {
         LN_FAIL("autograd: backward of '", node->name(), "' returned a gradient of shape ", g.shape().str(),
@@ -182,15 +202,12 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
         if (slot == pending.end()) {
           pending.emplace(e.node.get(), g);
         } else {
-          // Out of place: either side may alias a tensor that is still needed elsewhere.
-          slot->second = profiled("(gradient sums)", [&] {
-            Tensor sum = slot->second.dtype() == DType::f32 ? slot->second.clone() : slot->second.to(DType::f32);
-            sum.add_(g);
-            return sum.dtype() == e.dtype ? sum : sum.to(e.dtype);
-          });
+          // Either side may alias a tensor still needed elsewhere: sum_gradients adds in place only into
+          // a pending gradient that nothing else refers to.
+          slot->second = profiled("(gradient sums)", [&] { return sum_gradients(std::move(slot->second), g, e.dtype); });
         }
       } else {
-        accumulate_leaf(*e.leaf, g);
+        accumulate_leaf(*e.leaf, std::move(grads[i]));
       }
     }
     if (!retain_graph) {

@@ -120,6 +120,54 @@ Tensor Tensor::to(Device device) const {
 
 Tensor Tensor::to(Device device, DType dtype) const { return to(device).to(dtype); }
 
+PendingCopy& PendingCopy::operator=(PendingCopy&& o) noexcept {
+  if (this != &o) {
+    try {
+      wait();
+    } catch (const std::exception&) {
+      // a failed copy is reported by the next CUDA call on the stream
+    }
+    event_ = o.event_;
+    o.event_ = nullptr;
+  }
+  return *this;
+}
+
+PendingCopy::~PendingCopy() {
+  try {
+    wait();
+  } catch (const std::exception&) {
+    // as above: never throw from a destructor
+  }
+}
+
+void PendingCopy::wait() {
+  if (!event_) return;
+  void* e = event_;
+  event_ = nullptr;
+#if defined(LIVERNET_WITH_CUDA)
+  cuda::wait_and_destroy_copy_event(e);
+#else
+  (void)e;
+#endif
+}
+
+PendingCopy copy_from_pinned(Tensor& dst, const Tensor& src) {
+  LN_CHECK(dst.defined() && src.defined(), "copy_from_pinned: undefined tensor");
+  LN_CHECK(src.is_cpu(), "copy_from_pinned: the source must be in host memory, got ", src.device().str());
+  LN_CHECK(dst.dtype() == src.dtype() && dst.numel() == src.numel(), "copy_from_pinned: ", src.shape().str(), " ",
+           dtype_name(src.dtype()), " into ", dst.shape().str(), " ", dtype_name(dst.dtype()));
+  if (dst.is_cpu()) {
+    detail::copy_bytes(dst.data_ptr(), dst.device(), src.data_ptr(), src.device(), src.nbytes());
+    return PendingCopy();
+  }
+#if defined(LIVERNET_WITH_CUDA)
+  return PendingCopy(cuda::copy_from_pinned_async(dst.data_ptr(), dst.device().index, src.data_ptr(), src.nbytes()));
+#else
+  LN_FAIL("copy to ", dst.device().str(), ": ", cuda_unavailable_reason());
+#endif
+}
+
 Tensor Tensor::clone() const {
   check_defined("clone");
   Tensor out = empty(shape(), dtype(), device());

@@ -136,6 +136,29 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
+// A host-to-device copy that the host did not wait for (copy_from_pinned): wait() returns once it has
+// run, after which its source may be changed or freed. The destructor waits too.
+class PendingCopy {
+ public:
+  PendingCopy() = default;
+  explicit PendingCopy(void* event) : event_(event) {}
+  PendingCopy(PendingCopy&& o) noexcept : event_(o.event_) { o.event_ = nullptr; }
+  PendingCopy& operator=(PendingCopy&& o) noexcept;
+  PendingCopy(const PendingCopy&) = delete;
+  PendingCopy& operator=(const PendingCopy&) = delete;
+  ~PendingCopy();
+  void wait();
+
+ private:
+  void* event_ = nullptr;  // a CUDA event, recorded after the copy
+};
+
+// dst = src for src in page-locked host memory (pinned_host_allocator) and dst on a CUDA device, same
+// dtype and number of elements: queued on dst's stream without waiting (work queued later sees the
+// data), as a DataLoader with pin_memory does. src must stay alive and unchanged until the returned copy
+// has been waited for. With a CPU dst it is a plain copy, already done on return.
+PendingCopy copy_from_pinned(Tensor& dst, const Tensor& src);
+
 // Throws an Error naming both sides when a and b differ in shape / dtype / device.
 void check_same_shape(const char* op, const Tensor& a, const Tensor& b);
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);

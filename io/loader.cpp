@@ -82,7 +82,16 @@ bool BatchLoader::next(Batch& out) {
   LN_CHECK(h.error.empty(), "loader: ", h.error);
   std::vector<std::int64_t> labels;
   for (std::int64_t i : h.indices) labels.push_back(data_.labels[i]);
-  out.images = h.images.to(device_);
+  // The previous batch's upload has run (its step was queued after it) before its buffer goes back.
+  out.upload.wait();
+  out.host_images = Tensor();
+  if (device_.is_cpu()) {
+    out.images = h.images;
+  } else {
+    out.images = Tensor::empty(h.images.shape(), DType::f32, device_);
+    out.upload = copy_from_pinned(out.images, h.images);
+    out.host_images = h.images;
+  }
   out.labels = Tensor::from_vector(labels, Shape{static_cast<std::int64_t>(labels.size())}, device_);
   out.indices = std::move(h.indices);
   return true;

@@ -19,8 +19,12 @@ namespace livernet::io {
 
 struct Batch {
   Tensor images;  // [B, size, size, 1] f32 on the target device
-  Tensor labels;  // [B] i64 on the target device
+  Tensor labels;  // [B] i64 on the target device (the dataset checked their range when it was loaded)
   std::vector<std::int64_t> indices;  // dataset indices of the samples
+  // For a CUDA target: the pinned host copy of the images and their upload, which the host does not wait
+  // for; the next call of next() waits for it (long done by then) before the buffer is reused.
+  Tensor host_images;
+  PendingCopy upload;
 };
 
 class BatchLoader {

@@ -462,7 +462,11 @@ void check_labels(const char* op, const Tensor& labels, std::int64_t n, std::int
            dtype_name(labels.dtype()));
   LN_CHECK(labels.dim() == 1 && labels.size(0) == n, op, ": labels must have shape [", n, "], got ",
            labels.shape().str());
-  // Labels are few: check them on the host so that a bad one is an error, never a wild read.
+  // Host labels are checked here, so that a bad one is an error naming it. Labels already on a GPU are
+  // not read back (that would stall the device once per step): they come from a dataset that checked
+  // their range when it was loaded, and the kernels turn one outside [0, k) into a NaN loss and NaN
+  // gradients (which training reports as non-finite), never into a read out of bounds.
+  if (!labels.is_cpu()) return;
   const std::vector<std::int64_t> v = labels.to_vector<std::int64_t>();
   for (std::size_t i = 0; i < v.size(); ++i)
     LN_CHECK(v[i] >= 0 && v[i] < k, op, ": label ", v[i], " of sample ", i, " is outside [0, ", k, ")");

@@ -6,6 +6,8 @@
 
 #include "core/allocator.h"
 #include "core/tensor.h"
+#include "core/work_counters.h"
+#include "kernels/ops.h"
 #include "test_util.h"
 
 using namespace livernet;
@@ -160,4 +162,61 @@ TEST(CudaAllocator, CachesDeviceMemory) {
   void* p = pinned.allocate(1 << 16);
   EXPECT_NE(p, nullptr);
   pinned.deallocate(p);
+}
+
+TEST(CachingAllocator, ReleasedPoolReturnsItsBlocksAndIsNeverReusedByOthers) {
+  // A CUDA graph's private pool (cuda::StepGraph) is a stream id of its own: its blocks are reused only
+  // inside that pool, and once the pool is released they go back to the backend, also those freed later.
+  std::size_t in_use = 0;
+  StreamId current = 1;
+  const StreamId pool = (StreamId{1} << 63) | 7;
+  CachingAllocator a(std::make_unique<FakeBackend>(1 << 24, &in_use), [&] { return current; });
+  current = pool;
+  void* kept = a.allocate(4096);   // e.g. a gradient that outlives the capture
+  void* temp = a.allocate(8192);   // an activation freed during the capture
+  a.deallocate(temp);
+  current = 1;
+  void* outside = a.allocate(8192);  // same bin, another stream: must not get the pool's block
+  EXPECT_NE(outside, temp);
+  a.deallocate(outside);
+  EXPECT_EQ(in_use, 4096u + 8192u + 8192u);
+  a.release_pool(pool);
+  EXPECT_EQ(in_use, 4096u + 8192u) << "the pool's cached block went back; the stream's own stays cached";
+  a.deallocate(kept);
+  EXPECT_EQ(in_use, 8192u) << "a block of a released pool goes back to the backend when freed";
+  current = pool;
+  void* again = a.allocate(4096);  // a released id is not cached again
+  a.deallocate(again);
+  EXPECT_EQ(in_use, 8192u);
+  const AllocatorStats st = a.stats();
+  EXPECT_EQ(st.allocated_bytes, 0);
+  EXPECT_EQ(st.reserved_bytes, 8192);
+}
+
+TEST(PinnedCopy, CpuTargetCopiesAtOnceAndNeedsMatchingTensors) {
+  const Tensor src = Tensor::arange(0, 10);
+  Tensor dst = Tensor::zeros(Shape{10});
+  PendingCopy c = copy_from_pinned(dst, src);
+  c.wait();
+  EXPECT_EQ(dst.to_vector<float>(), src.to_vector<float>());
+  Tensor wrong = Tensor::zeros(Shape{9});
+  EXPECT_THROW(copy_from_pinned(wrong, src), Error);
+}
+
+TEST(PinnedCopy, CudaUploadIsOrderedOnTheStreamAndCountsNoSyncUntilWaited) {
+  LN_REQUIRE_CUDA();
+  Allocator& pinned = pinned_host_allocator();
+  const std::int64_t n = 1 << 20;
+  Tensor host = Tensor::from_blob(pinned.allocate(n * 4), Shape{n}, DType::f32, Device::cpu(),
+                                  [](void* p) { pinned_host_allocator().deallocate(p); });
+  float* h = host.data<float>();
+  for (std::int64_t i = 0; i < n; ++i) h[i] = static_cast<float>(i % 1000);
+  Tensor dev = Tensor::empty(Shape{n}, DType::f32, Device::cuda());
+  const DeviceWorkCounts c0 = device_work_counts();
+  PendingCopy c = copy_from_pinned(dev, host);
+  EXPECT_EQ((device_work_counts() - c0).host_syncs, 0) << "queuing the upload must not wait";
+  const Tensor doubled = kernels::scale(dev, 2.f);  // work queued after the upload sees the data
+  c.wait();
+  const std::vector<float> v = doubled.to_vector<float>();
+  for (std::int64_t i = 0; i < n; i += 997) ASSERT_EQ(v[i], 2.f * static_cast<float>(i % 1000)) << i;
 }

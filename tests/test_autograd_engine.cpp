@@ -153,3 +153,94 @@ TEST(Autograd, LeafGradientsAccumulateInTheLeafDtype) {
   EXPECT_EQ(w.grad().dtype(), DType::f32);
   for (float g : w.grad().to_vector<float>()) EXPECT_FLOAT_EQ(g, 0.2f);
 }
+
+namespace {
+// Returns a fresh gradient and remembers where it lives, or (keep = true) also keeps a handle to it, as a
+// node that saved the tensor it hands on would.
+class FreshGradNode final : public Node {
+ public:
+  explicit FreshGradNode(bool keep) : Node("test_fresh"), keep_(keep) {}
+  std::vector<Tensor> backward(const Tensor& g) override {
+    Tensor out = kernels::scale(g, 3.f);
+    produced = out.data_ptr();
+    if (keep_) kept = out;
+    return {out};
+  }
+  const void* produced = nullptr;
+  Tensor kept;
+
+ private:
+  bool keep_;
+};
+}  // namespace
+
+TEST(Autograd, FreshLeafGradientIsKeptWithoutACopyButAliasedOnesAreCopied) {
+  for (bool keep : {false, true}) {
+    Tensor x = Tensor::full(Shape{4}, 1.0);
+    x.requires_grad_();
+    Tensor y = kernels::scale(x, 3.f);
+    auto node = std::make_shared<FreshGradNode>(keep);
+    record(y, node, {x});
+    y.backward(Tensor::ones(Shape{4}));
+    ASSERT_TRUE(x.grad().defined());
+    EXPECT_EQ(x.grad().to_vector<float>(), std::vector<float>(4, 3.f));
+    if (!keep) {
+      EXPECT_EQ(x.grad().data_ptr(), node->produced) << "nothing else held the gradient: no copy";
+    } else {
+      EXPECT_NE(x.grad().data_ptr(), node->produced) << "the node kept a handle: the leaf owns a copy";
+      // A second backward accumulates into the leaf's gradient, never into the node's tensor.
+      Tensor y2 = kernels::scale(x, 3.f);
+      record(y2, std::make_shared<FreshGradNode>(false), {x});
+      y2.backward(Tensor::ones(Shape{4}));
+      EXPECT_EQ(x.grad().to_vector<float>(), std::vector<float>(4, 6.f));
+      EXPECT_EQ(node->kept.to_vector<float>(), std::vector<float>(4, 3.f));
+    }
+  }
+}
+
+TEST(Autograd, AliasedGradientsToTwoLeavesAreIndependent) {
+  // AddNode hands the same tensor to both inputs: each leaf must own separate memory.
+  Tensor a = Tensor::full(Shape{3}, 1.0), b = Tensor::full(Shape{3}, 2.0);
+  a.requires_grad_();
+  b.requires_grad_();
+  Tensor y = add(a, b);
+  y.backward(Tensor::full(Shape{3}, 5.0));
+  EXPECT_FALSE(a.grad().shares_memory_with(b.grad()));
+  Tensor z = add(a, a);  // and a tensor used twice through one node gets the sum, added in place safely
+  z.backward(Tensor::full(Shape{3}, 1.0));
+  EXPECT_EQ(a.grad().to_vector<float>(), std::vector<float>(3, 7.f));
+  EXPECT_EQ(b.grad().to_vector<float>(), std::vector<float>(3, 5.f));
+}
+
+namespace {
+// Hands two fixed gradients to its two inputs, whatever the incoming one.
+class SplitNode final : public Node {
+ public:
+  SplitNode(Tensor p, Tensor q) : Node("test_split"), p_(std::move(p)), q_(std::move(q)) {}
+  std::vector<Tensor> backward(const Tensor&) override { return {p_, q_}; }
+
+ private:
+  Tensor p_, q_;
+};
+}  // namespace
+
+TEST(Autograd, Bf16GradientSumIsTheF32SumRoundedOnce) {
+  // Two bf16 gradients meeting at a bf16 input: one f32 addition, rounded to bf16 once (what the old
+  // cast-add-cast sequence gave, now one in-place kernel).
+  const std::vector<float> ga = {1.f, 1e-3f, -3.140625f, 255.f, 7.f}, gb = {0.00390625f, 1.f, 1e-2f, 1.f, -7.f};
+  Tensor x = Tensor::zeros(Shape{5}, DType::bf16);
+  x.requires_grad_();
+  Tensor h = scale(x, 1.f);  // a non-leaf bf16 tensor that two paths read
+  Tensor a = scale(h, 1.f), b = scale(h, 1.f);
+  Tensor root = Tensor::zeros(Shape{5}, DType::bf16);
+  record(root, std::make_shared<SplitNode>(Tensor::from_vector(std::vector<bf16>(ga.begin(), ga.end()), Shape{5}),
+                                           Tensor::from_vector(std::vector<bf16>(gb.begin(), gb.end()), Shape{5})),
+         {a, b});
+  root.backward(Tensor::ones(Shape{5}, DType::bf16));
+  ASSERT_EQ(x.grad().dtype(), DType::bf16);
+  const std::vector<float> got = x.grad().to_vector<float>();
+  for (int i = 0; i < 5; ++i) {
+    const float fa = static_cast<float>(bf16(ga[i])), fb = static_cast<float>(bf16(gb[i]));
+    EXPECT_EQ(got[i], static_cast<float>(bf16(fa + fb))) << i;
+  }
+}

@@ -1,6 +1,9 @@
 // tools/bench: images/s of the paper's model or plain InceptionV3, forward-only or a full training step
-// (forward, loss, backward, SGD update), with per-block forward times, peak memory and, on a GPU, the
-// fraction of the measured matrix-multiply rate (MFU).
+// (forward, loss, backward, SGD update), with per-block forward times, peak memory, host synchronisations
+// and device launches per step and, on a GPU, the fraction of the measured matrix-multiply rate (MFU).
+// --graph replays the step as one CUDA graph (core/graph.h). --kernel-trace hands the timed steps to a
+// kernel tracer preloaded into the process (bench/cupti_trace: livernet_trace_begin / _end).
+#include <dlfcn.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -11,9 +14,12 @@
 
 #include "core/allocator.h"
 #include "core/autograd.h"
+#include "core/graph.h"
 #include "core/version.h"
+#include "core/work_counters.h"
 #include "kernels/nn.h"
 #include "models/inception_v3.h"
+#include "optim/optimizer.h"
 #include "tools/common/tool.h"
 
 #if defined(LIVERNET_WITH_CUDA)
@@ -69,8 +75,13 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "untimed iterations")->capture_default_str()->check(CLI::Range(0, 1000));
   app.add_option("--iters", iters, "timed iterations")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_flag("!--no-per-block", per_block, "skip the per-block forward timing");
-  bool profile = false;
+  bool with_mfu = true;
+  app.add_flag("!--no-mfu", with_mfu, "GPU: skip measuring the matrix-multiply rate (an 8192^3 GEMM) for the MFU");
+  bool profile = false, graph = false, kernel_trace = false;
   app.add_flag("--profile", profile, "with --train: one more step with every backward op timed, summed per op");
+  app.add_flag("--graph", graph, "GPU: capture one step as a CUDA graph after the warm-up and time its replays");
+  app.add_flag("--kernel-trace", kernel_trace,
+               "call livernet_trace_begin/end (an LD_PRELOADed tracer, bench/cupti_trace) around the timed steps");
   app.add_option("--json", json_path, "also write the results as JSON to this file");
   return tools::run(app, argc, argv, [&] {
     const Device dev = tools::resolve_device(device);
@@ -90,16 +101,18 @@ int main(int argc, char** argv) {
     std::vector<std::int32_t> lab(static_cast<std::size_t>(batch));
     for (int i = 0; i < batch; ++i) lab[i] = i % classes;
     const Tensor labels = Tensor::from_vector(lab, Shape{batch}, dev);
-    const std::vector<Tensor*> params = model.parameters();
+    LN_CHECK(!graph || dev.is_cuda(), "--graph needs a CUDA device");
+    // The same optimizer as PyTorch's side of bench/compare_pytorch_gpu.py: plain SGD, lr 1e-3.
+    std::vector<NamedParam> named;
+    for (auto& p : model.named_parameters()) named.push_back({p.name, p.tensor});
+    SGD opt(named, SgdOptions{.lr = 1e-3f});
 
     auto step = [&] {
       if (train) {
-        model.zero_grad();
+        opt.zero_grad();
         Tensor loss = F::cross_entropy(model(x), labels);
         loss.backward();
-        NoGradGuard ng;
-        for (Tensor* p : params)
-          if (p->grad().defined()) kernels::axpby(-1e-3f, p->grad(), 1.f, *p);
+        opt.step();
       } else {
         NoGradGuard ng;
         (void)model(x);
@@ -107,14 +120,45 @@ int main(int argc, char** argv) {
     };
     for (int i = 0; i < warmup; ++i) step();
     sync(dev);
+    // One more eager step, counted: host synchronisations and launches, and the host time to queue it.
+    kernels::reset_flop_count();
+    const DeviceWorkCounts c0 = device_work_counts();
+    const auto q0 = Clock::now();
+    step();
+    const double queue_ms = 1e3 * seconds_since(q0);
+    const DeviceWorkCounts per_step = device_work_counts() - c0;
+    const double flops_per_step = static_cast<double>(kernels::flop_count());
+    sync(dev);
+    std::unique_ptr<DeviceGraph> step_graph;
+    if (graph) step_graph = DeviceGraph::capture(dev, step);
+    using TraceFn = void (*)(const char*);
+    using TraceEndFn = void (*)();
+    TraceFn trace_begin = nullptr;
+    TraceEndFn trace_end = nullptr;
+    if (kernel_trace) {
+      trace_begin = reinterpret_cast<TraceFn>(dlsym(RTLD_DEFAULT, "livernet_trace_begin"));
+      trace_end = reinterpret_cast<TraceEndFn>(dlsym(RTLD_DEFAULT, "livernet_trace_end"));
+      if (!trace_begin || !trace_end)
+        std::fprintf(stderr, "bench: --kernel-trace: no tracer loaded (LD_PRELOAD=.../libkernel_trace.so); not tracing\n");
+    }
     Allocator& alloc = allocator_for(dev);
     alloc.reset_peak_stats();
-    kernels::reset_flop_count();
+    if (step_graph) {  // the first replay uploads the graph: keep it out of the timing
+      step_graph->replay();
+      sync(dev);
+    }
+    const std::string trace_label = str_cat(model_name, train ? " train" : " inference", " b", batch, " ", size, "x",
+                                            size, graph ? " graph" : " eager");
+    if (trace_begin) trace_begin(trace_label.c_str());
     const auto t0 = Clock::now();
-    for (int i = 0; i < iters; ++i) step();
+    for (int i = 0; i < iters; ++i) {
+      if (step_graph) step_graph->replay();
+      else step();
+    }
     sync(dev);
     const double secs = seconds_since(t0);
-    const double flops_per_step = static_cast<double>(kernels::flop_count()) / iters;
+    if (trace_end) trace_end();
+
     const double ips = batch * iters / secs;
     const AllocatorStats st = alloc.stats();
     rusage ru{};
@@ -129,6 +173,9 @@ int main(int argc, char** argv) {
     std::printf("  peak memory (%s allocator): %.1f MiB allocated, %.1f MiB reserved; max RSS %.1f MiB\n",
                 dev.str().c_str(), st.peak_allocated_bytes / 1048576.0, st.peak_reserved_bytes / 1048576.0,
                 ru.ru_maxrss / 1024.0);
+    std::printf("  per eager step: %lld host syncs, %lld device launches, %.1f ms of host time to queue it%s\n",
+                static_cast<long long>(per_step.host_syncs), static_cast<long long>(per_step.launches), queue_ms,
+                step_graph ? "; timed steps: CUDA graph replays (1 launch, 0 syncs each)" : "");
     nlohmann::json j;
     j["model"] = model_name;
     j["device"] = dev.str();
@@ -142,7 +189,13 @@ int main(int argc, char** argv) {
     j["peak_memory_bytes"] = st.peak_allocated_bytes;
     j["peak_reserved_bytes"] = st.peak_reserved_bytes;
     j["max_rss_bytes"] = static_cast<std::int64_t>(ru.ru_maxrss) * 1024;
-    if (dev.is_cuda()) {
+    j["graph"] = graph;
+    j["host_syncs_per_step"] = step_graph ? 0 : per_step.host_syncs;
+    j["launches_per_step"] = step_graph ? 1 : per_step.launches;
+    j["eager_host_syncs_per_step"] = per_step.host_syncs;
+    j["eager_launches_per_step"] = per_step.launches;
+    j["eager_queue_ms"] = queue_ms;
+    if (dev.is_cuda() && with_mfu) {
       const double peak = measure_matmul_tflops(dev, dt);
       const double mfu = flops_per_step * iters / secs / 1e12 / peak;
       std::printf("  matmul rate (%s, measured): %.0f TFLOP/s -> MFU %.1f %%\n", dtype_name(dt), peak, 100 * mfu);

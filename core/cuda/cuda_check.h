@@ -7,6 +7,7 @@
 #include <cudnn.h>
 
 #include "core/error.h"
+#include "core/work_counters.h"
 
 namespace livernet::cuda {
 
@@ -34,5 +35,10 @@ namespace livernet::cuda {
     if (ln_st_ != CUDNN_STATUS_SUCCESS) ::livernet::cuda::throw_cudnn_error(ln_st_, #expr, __FILE__, __LINE__); \
   } while (0)
 
-// After a kernel launch: reports launch-configuration errors at the launch site.
-#define LN_CUDA_CHECK_LAUNCH() LN_CUDA_CHECK(cudaGetLastError())
+// After a kernel launch: counts it (core/work_counters.h) and reports launch-configuration errors at the
+// launch site.
+#define LN_CUDA_CHECK_LAUNCH()      \
+  do {                              \
+    ::livernet::count_launches();   \
+    LN_CUDA_CHECK(cudaGetLastError()); \
+  } while (0)

@@ -1,6 +1,7 @@
 #include "core/cuda/cuda_context.h"
 
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -51,6 +52,8 @@ namespace {
 constexpr int kMaxDevices = 64;
 
 struct DeviceState {
+  // While a StepGraph captures on this device: the private pool its allocations come from (0: none).
+  std::atomic<StreamId> capture_pool{0};
   std::once_flag stream_once;
   cudaStream_t default_stream = nullptr;
   std::once_flag alloc_once;
@@ -85,6 +88,7 @@ class CudaBackend final : public RawMemoryBackend {
     DeviceGuard g(device_);
     // Cached blocks may still be in use by queued work on their stream: wait before handing back.
     LN_CUDA_CHECK(cudaDeviceSynchronize());
+    count_host_sync();
     LN_CUDA_CHECK(cudaFree(ptr));
   }
   std::string name() const override { return str_cat("CUDA device ", device_); }
@@ -174,12 +178,21 @@ StreamGuard::~StreamGuard() { set_current_stream(device_, previous_); }
 void synchronize(int device) {
   DeviceGuard g(device);
   LN_CUDA_CHECK(cudaStreamSynchronize(current_stream(device)));
+  count_host_sync();
 }
 
 cublasHandle_t cublas_handle(int device) {
   DeviceGuard g(device);
   Handles& h = handles(device);
-  if (!h.cublas) LN_CUBLAS_CHECK(cublasCreate(&h.cublas));
+  if (!h.cublas) {
+    LN_CUBLAS_CHECK(cublasCreate(&h.cublas));
+    // An explicit workspace (the size cuBLAS recommends for Hopper), so that no call allocates one,
+    // also while a CUDA graph is being captured. Lives as long as the handle (the process).
+    constexpr std::size_t kWorkspace = std::size_t{32} << 20;
+    void* ws = nullptr;
+    LN_CUDA_CHECK(cudaMalloc(&ws, kWorkspace));
+    LN_CUBLAS_CHECK(cublasSetWorkspace(h.cublas, ws, kWorkspace));
+  }
   LN_CUBLAS_CHECK(cublasSetStream(h.cublas, current_stream(device)));
   return h.cublas;
 }
@@ -202,8 +215,10 @@ cudnnHandle_t cudnn_handle(int device) {
 Allocator& device_allocator(int device) {
   DeviceState& s = state(device);
   std::call_once(s.alloc_once, [&] {
-    s.allocator = new CachingAllocator(std::make_unique<CudaBackend>(device),
-                                       [device] { return reinterpret_cast<StreamId>(current_stream(device)); });
+    s.allocator = new CachingAllocator(std::make_unique<CudaBackend>(device), [device] {
+      const StreamId pool = state(device).capture_pool.load(std::memory_order_relaxed);
+      return pool != 0 ? pool : reinterpret_cast<StreamId>(current_stream(device));
+    });
   });
   return *s.allocator;
 }
@@ -211,6 +226,72 @@ Allocator& device_allocator(int device) {
 Allocator& pinned_allocator() {
   static CachingAllocator* a = new CachingAllocator(std::make_unique<PinnedBackend>(), nullptr);
   return *a;
+}
+
+StepGraph::StepGraph(int device) : device_(device) {
+  static std::atomic<StreamId> next{1};
+  // Never a real stream's value (those are user-space addresses, below 2^63).
+  pool_ = (StreamId{1} << 63) | next.fetch_add(1);
+}
+
+void StepGraph::begin_capture() {
+  LN_CHECK(!exec_ && !capturing_, "StepGraph: already captured");
+  DeviceGuard g(device_);
+  StreamId expected = 0;
+  LN_CHECK(state(device_).capture_pool.compare_exchange_strong(expected, pool_),
+           "StepGraph: another graph is being captured on cuda:", device_);
+  stream_ = current_stream(device_);
+  // Relaxed: the caching allocator may call cudaMalloc while capturing (memory for the private pool).
+  const cudaError_t err = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed);
+  if (err != cudaSuccess) {
+    state(device_).capture_pool.store(0);
+    LN_CUDA_CHECK(err);
+  }
+  capturing_ = true;
+}
+
+void StepGraph::end_capture() {
+  LN_CHECK(capturing_, "StepGraph: end_capture without begin_capture");
+  DeviceGuard g(device_);
+  capturing_ = false;
+  state(device_).capture_pool.store(0);
+  cudaGraph_t graph = nullptr;
+  const cudaError_t err = cudaStreamEndCapture(stream_, &graph);
+  if (err != cudaSuccess || graph == nullptr) {
+    (void)cudaGetLastError();
+    throw Error(str_cat("CUDA graph capture failed (", cudaGetErrorString(err),
+                        "): the captured work did something a graph cannot hold (a host synchronisation, a copy "
+                        "from pageable memory, or a cuDNN algorithm search)"));
+  }
+  const cudaError_t inst = cudaGraphInstantiate(&exec_, graph, 0);
+  cudaGraphDestroy(graph);
+  LN_CUDA_CHECK(inst);
+}
+
+void StepGraph::abort_capture() noexcept {
+  if (!capturing_) return;
+  capturing_ = false;
+  state(device_).capture_pool.store(0);
+  cudaGraph_t graph = nullptr;
+  if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+  (void)cudaGetLastError();
+}
+
+void StepGraph::replay() {
+  LN_CHECK(exec_, "StepGraph: replay before a capture");
+  DeviceGuard g(device_);
+  LN_CUDA_CHECK(cudaGraphLaunch(exec_, current_stream(device_)));
+  count_launches();
+}
+
+StepGraph::~StepGraph() {
+  abort_capture();
+  if (exec_) {
+    DeviceGuard g(device_);
+    (void)cudaStreamSynchronize(current_stream(device_));  // a replay may still be running
+    cudaGraphExecDestroy(exec_);
+  }
+  if (auto* a = dynamic_cast<CachingAllocator*>(&device_allocator(device_))) a->release_pool(pool_);
 }
 
 const cudaDeviceProp& device_properties(int device) {
@@ -223,17 +304,65 @@ const cudaDeviceProp& device_properties(int device) {
 
 namespace livernet::cuda {
 
+namespace {
+// Whether host memory is page-locked (cudaHostAlloc / cudaHostRegister); pageable or unknown memory is not.
+bool is_pinned_host(const void* p) {
+  cudaPointerAttributes a{};
+  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return a.type == cudaMemoryTypeHost;
+}
+}  // namespace
+
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t nbytes) {
   if (nbytes == 0) return;
   if (dst_device.is_cuda() && src_device.is_cuda() && dst_device.index != src_device.index) {
     LN_CUDA_CHECK(cudaMemcpyPeer(dst, dst_device.index, src, src_device.index, nbytes));
+    count_launches();
+    count_host_sync();
     return;
   }
   const int dev = dst_device.is_cuda() ? dst_device.index : src_device.index;
   DeviceGuard g(dev);
   cudaStream_t s = current_stream(dev);
   LN_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, s));
+  count_launches();
+  // Device to device: ordered on the stream like a kernel; nothing to wait for.
+  if (src_device.is_cuda() && dst_device.is_cuda()) return;
+  // Host to device from pageable memory: the runtime has staged the source before returning, so the
+  // caller may change or free it at once, and later work on the stream sees the data.
+  if (dst_device.is_cuda() && !is_pinned_host(src)) return;
+  // Device to host (the caller reads the result next), or from pinned memory, which the DMA reads
+  // later: wait (copy_from_pinned_async is the form that does not).
   LN_CUDA_CHECK(cudaStreamSynchronize(s));
+  count_host_sync();
+}
+
+void* copy_from_pinned_async(void* dst, int device, const void* src, std::size_t nbytes) {
+  DeviceGuard g(device);
+  cudaStream_t s = current_stream(device);
+  cudaEvent_t done = nullptr;
+  LN_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  if (nbytes > 0) {
+    LN_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, s));
+    count_launches();
+  }
+  LN_CUDA_CHECK(cudaEventRecord(done, s));
+  return done;
+}
+
+void wait_and_destroy_copy_event(void* event) {
+  auto e = static_cast<cudaEvent_t>(event);
+  cudaError_t st = cudaEventQuery(e);
+  if (st == cudaErrorNotReady) {
+    st = cudaEventSynchronize(e);
+    count_host_sync();
+  }
+  const cudaError_t destroyed = cudaEventDestroy(e);
+  LN_CUDA_CHECK(st);
+  LN_CUDA_CHECK(destroyed);
 }
 
 }  // namespace livernet::cuda

@@ -30,6 +30,7 @@ void gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float al
                                cuda_dtype(b.dtype()), static_cast<int>(b.size(1)), a.data_ptr(), cuda_dtype(a.dtype()),
                                static_cast<int>(a.size(1)), &beta, c.data_ptr(), cuda_dtype(c.dtype()),
                                static_cast<int>(n), compute, CUBLAS_GEMM_DEFAULT));
+  count_launches();
 }
 
 }  // namespace livernet::kernels::cuda

@@ -1,16 +1,24 @@
 // GPU convolutions through cuDNN 9 (the legacy convolution API, which cuDNN 9 still ships; the graph
 // API can replace this file without touching its callers). NHWC tensors, KRSC (= OHWI) filters.
-//  - Algorithms are searched once per (shape, dtype, parameters, direction) with cudnnFind*Ex and cached.
+//  - Each problem (direction, shapes, dtype, parameters, device, math flags) gets a plan once: its four
+//    descriptors and the algorithm cudnnFind*Ex found fastest, kept for the process. A call then costs a
+//    hash lookup of a small fixed-size key and the cuDNN call itself (no descriptors made and destroyed,
+//    no text keys: that was ~120 us of host time per call, on ~280 calls per training step).
 //  - One workspace per device, shared by every convolution, grown on demand up to a cap
 //    (LIVERNET_CUDNN_WORKSPACE_MB, default 1024); when memory is short, the search runs with what could
 //    be allocated and an algorithm that needs no workspace is the last resort.
+//  - LIVERNET_CUDNN_SEARCH=heuristic ranks algorithms with cuDNN's heuristics (cudnnGet*_v7) instead of
+//    timing them all: a much faster start (under compute-sanitizer, say), possibly slower convolutions.
 //  - f32 uses FMA math unless set_allow_tf32(true); bf16/f16 use tensor cores, computing in f32.
 //  - set_deterministic(true) admits only deterministic algorithms.
 //  - Asymmetric padding (never needed by InceptionV3) pads the input explicitly first.
 #include <cstdlib>
+#include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
-#include <sstream>
+#include <string>
+#include <unordered_map>
 
 #include "core/cuda/cuda_context.h"
 #include "kernels/backend.h"
@@ -73,8 +81,82 @@ struct Choice {
   cudnnMathType_t math = CUDNN_DEFAULT_MATH;
 };
 
+enum class Direction : int { forward, backward_data, backward_filter };
+
+// Everything that decides a convolution's descriptors and algorithm, as plain integers (hashed bytewise;
+// value-initialised so that padding bytes are zero).
+struct PlanKey {
+  std::int64_t x[4], w[4], y[4];
+  int direction, dtype, device;
+  int stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups;
+  int tf32, deterministic;
+  bool operator==(const PlanKey& o) const { return std::memcmp(this, &o, sizeof(PlanKey)) == 0; }
+};
+static_assert(std::is_trivially_copyable_v<PlanKey>);
+
+struct PlanKeyHash {
+  std::size_t operator()(const PlanKey& k) const {
+    // FNV-1a over the key's bytes.
+    const auto* p = reinterpret_cast<const unsigned char*>(&k);
+    std::uint64_t h = 1469598103934665603ull;
+    for (std::size_t i = 0; i < sizeof(PlanKey); ++i) h = (h ^ p[i]) * 1099511628211ull;
+    return static_cast<std::size_t>(h);
+  }
+};
+
+PlanKey make_key(Direction dir, const Shape& xs, const Shape& ws, const Shape& ys, DType dt, int device,
+                 const Conv2dParams& p) {
+  PlanKey k{};
+  for (int i = 0; i < 4; ++i) {
+    k.x[i] = xs[i];
+    k.w[i] = ws[i];
+    k.y[i] = ys[i];
+  }
+  k.direction = static_cast<int>(dir);
+  k.dtype = static_cast<int>(dt);
+  k.device = device;
+  k.stride_h = p.stride_h;
+  k.stride_w = p.stride_w;
+  k.pad_h = p.pad_top;  // symmetric by now (asymmetric padding is applied explicitly first)
+  k.pad_w = p.pad_left;
+  k.dilation_h = p.dilation_h;
+  k.dilation_w = p.dilation_w;
+  k.groups = p.groups;
+  k.tf32 = allow_tf32() ? 1 : 0;
+  k.deterministic = deterministic() ? 1 : 0;
+  return k;
+}
+
+// A problem's descriptors and, once searched, its algorithm. Read-only after `chosen` is set, so threads
+// may share it.
+struct Plan {
+  Plan(const Shape& xs, const Shape& ws, const Shape& ys, DType dt, const Conv2dParams& p) : d(xs, ws, ys, dt, p) {}
+  Descriptors d;
+  Choice choice;
+  bool chosen = false;
+};
+
 std::mutex g_mu;
-std::map<std::string, Choice> g_choices;
+std::unordered_map<PlanKey, std::unique_ptr<Plan>, PlanKeyHash> g_plans;
+
+// The plan for a problem, made on first use (descriptors only; the algorithm is chosen by run_conv).
+Plan& plan_for(Direction dir, const Shape& xs, const Shape& ws, const Shape& ys, DType dt, int device,
+               const Conv2dParams& p) {
+  const PlanKey key = make_key(dir, xs, ws, ys, dt, device, p);
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_plans.find(key);
+  if (it == g_plans.end()) it = g_plans.emplace(key, std::make_unique<Plan>(xs, ws, ys, dt, p)).first;
+  return *it->second;
+}
+
+// LIVERNET_CUDNN_SEARCH: "find" (default: time the algorithms) or "heuristic".
+bool heuristic_search() {
+  static const bool heuristic = [] {
+    const char* env = std::getenv("LIVERNET_CUDNN_SEARCH");
+    return env && std::string(env) == "heuristic";
+  }();
+  return heuristic;
+}
 
 std::size_t workspace_cap() {
   static const std::size_t cap = [] {
@@ -111,19 +193,12 @@ Workspace& workspace(int device) {
   return (*ws)[device];
 }
 
-std::string key_of(const char* kind, const Shape& xs, const Shape& ws, DType dt, const Conv2dParams& p) {
-  std::ostringstream os;
-  os << kind << xs.str() << ws.str() << dtype_name(dt) << p.str() << (allow_tf32() ? "tf32" : "")
-     << (deterministic() ? "det" : "");
-  return os.str();
-}
-
 // Picks the fastest admissible result of a cudnnFind*Ex call.
 template <typename Perf>
-bool pick(const Perf* results, int n, bool f32_strict, Choice& out) {
+bool pick(const Perf* results, int n, bool f32_strict, std::size_t workspace_limit, Choice& out) {
   for (int i = 0; i < n; ++i) {
     const Perf& r = results[i];
-    if (r.status != CUDNN_STATUS_SUCCESS) continue;
+    if (r.status != CUDNN_STATUS_SUCCESS || r.memory > workspace_limit) continue;
     if (deterministic() && r.determinism != CUDNN_DETERMINISTIC) continue;
     if (f32_strict && r.mathType != CUDNN_FMA_MATH && r.mathType != CUDNN_DEFAULT_MATH) continue;
     out.algo = static_cast<int>(r.algo);
@@ -134,41 +209,50 @@ bool pick(const Perf* results, int n, bool f32_strict, Choice& out) {
   return false;
 }
 
-// Shared driver: looks up or searches the algorithm, makes sure the workspace is there, runs.
-// `find` fills perf results given (workspace, size); `fallback` gives (algo, workspace need) that
-// needs the least memory; `run` executes (choice, workspace, size).
+// Shared driver: searches the plan's algorithm on first use, makes sure the workspace is there, runs.
+// `find` fills perf results given (workspace, size); `fallback` gives (algo, workspace need) that needs
+// the least memory; `run` executes (choice, workspace, size).
 template <typename Find, typename Fallback, typename Run>
-void run_conv(const char* what, const std::string& key, int device, Descriptors& d, Find&& find,
-              Fallback&& fallback, Run&& run) {
-  Choice choice;
-  bool cached = false;
-  {
-    std::lock_guard<std::mutex> lock(g_mu);
-    auto it = g_choices.find(key);
-    if (it != g_choices.end()) {
-      choice = it->second;
-      cached = true;
-    }
-  }
+void run_conv(const char* what, Plan& plan, int device, Find&& find, Fallback&& fallback, Run&& run) {
   std::size_t have = 0;
   void* ws = nullptr;
-  if (!cached) {
+  Choice choice;
+  bool chosen;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    chosen = plan.chosen;
+    choice = plan.choice;
+  }
+  if (!chosen) {
     ws = workspace(device).get(device, workspace_cap(), &have);
     if (!find(ws, have, choice)) {
       choice = fallback();
       LN_CHECK(choice.workspace <= have, what, ": no cuDNN algorithm fits in the available memory");
     }
     std::lock_guard<std::mutex> lock(g_mu);
-    g_choices[key] = choice;
+    if (!plan.chosen) {  // another thread may have searched meanwhile: keep the first choice
+      plan.d.set_math(choice.math);
+      plan.choice = choice;
+      plan.chosen = true;
+    }
+    choice = plan.choice;
   } else {
     ws = workspace(device).get(device, choice.workspace, &have);
     if (have < choice.workspace) {
-      choice = fallback();  // memory is short now: the least demanding algorithm
-      LN_CHECK(choice.workspace <= have, what, ": not enough GPU memory for a cuDNN workspace");
+      // Memory is short now: the least demanding algorithm, with the math mode set for this call only
+      // (the plan keeps its choice for when memory is back).
+      const Choice fb = fallback();
+      LN_CHECK(fb.workspace <= have, what, ": not enough GPU memory for a cuDNN workspace");
+      Descriptors& d = plan.d;
+      d.set_math(fb.math);
+      run(fb, ws, fb.workspace);
+      d.set_math(choice.math);
+      count_launches();
+      return;
     }
   }
-  d.set_math(choice.math);
   run(choice, ws, choice.workspace);
+  count_launches();
 }
 
 const float kOne = 1.f, kZero = 0.f;
@@ -184,18 +268,24 @@ void conv2d_forward(const Tensor& x_in, const Tensor& w, const Tensor& bias, con
     x = pad2d(x_in, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right);
     p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 0;
   }
-  Descriptors d(x.shape(), w.shape(), y.shape(), x.dtype(), p);
+  Plan& plan = plan_for(Direction::forward, x.shape(), w.shape(), y.shape(), x.dtype(), dev, p);
+  const Descriptors& d = plan.d;
   cudnnHandle_t h = cudnn_handle(dev);
   const bool strict = x.dtype() == DType::f32 && !allow_tf32();
   run_conv(
-      "conv2d", key_of("fwd", x.shape(), w.shape(), x.dtype(), p), dev, d,
+      "conv2d", plan, dev,
       [&](void* ws, std::size_t size, Choice& c) {
         cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         int n = 0;
-        LN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x.data_ptr(), d.w, w.data_ptr(), d.conv, d.y,
-                                                              y.data_ptr(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r, ws,
-                                                              size));
-        return pick(r, n, strict, c);
+        if (heuristic_search()) {
+          LN_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                                &n, r));
+        } else {
+          LN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x.data_ptr(), d.w, w.data_ptr(), d.conv, d.y,
+                                                                y.data_ptr(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r, ws,
+                                                                size));
+        }
+        return pick(r, n, strict, size, c);
       },
       [&] {
         Choice c;
@@ -224,18 +314,24 @@ void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Conv2dParams&
                         dx.dtype(), dx.device());
     p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 0;
   }
-  Descriptors d(out.shape(), w.shape(), dy.shape(), dy.dtype(), p);
+  Plan& plan = plan_for(Direction::backward_data, out.shape(), w.shape(), dy.shape(), dy.dtype(), dev, p);
+  const Descriptors& d = plan.d;
   cudnnHandle_t h = cudnn_handle(dev);
   const bool strict = dy.dtype() == DType::f32 && !allow_tf32();
   run_conv(
-      "conv2d backward (data)", key_of("bwd_data", out.shape(), w.shape(), dy.dtype(), p), dev, d,
+      "conv2d backward (data)", plan, dev,
       [&](void* ws, std::size_t size, Choice& c) {
         cudnnConvolutionBwdDataAlgoPerf_t r[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
         int n = 0;
-        LN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, w.data_ptr(), d.y, dy.data_ptr(), d.conv, d.x,
-                                                                   out.data_ptr(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                                   &n, r, ws, size));
-        return pick(r, n, strict, c);
+        if (heuristic_search()) {
+          LN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x,
+                                                                     CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, r));
+        } else {
+          LN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, w.data_ptr(), d.y, dy.data_ptr(), d.conv,
+                                                                     d.x, out.data_ptr(),
+                                                                     CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, r, ws, size));
+        }
+        return pick(r, n, strict, size, c);
       },
       [&] {
         Choice c;
@@ -262,19 +358,25 @@ void conv2d_backward_weights(const Tensor& dy, const Tensor& x_in, const Conv2dP
     x = pad2d(x_in, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right);
     p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 0;
   }
-  Descriptors d(x.shape(), dw.shape(), dy.shape(), dy.dtype(), p);
+  Plan& plan = plan_for(Direction::backward_filter, x.shape(), dw.shape(), dy.shape(), dy.dtype(), dev, p);
+  const Descriptors& d = plan.d;
   cudnnHandle_t h = cudnn_handle(dev);
   const bool strict = dy.dtype() == DType::f32 && !allow_tf32();
   run_conv(
-      "conv2d backward (weights)", key_of("bwd_filter", x.shape(), dw.shape(), dy.dtype(), p), dev, d,
+      "conv2d backward (weights)", plan, dev,
       [&](void* ws, std::size_t size, Choice& c) {
         cudnnConvolutionBwdFilterAlgoPerf_t r[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         int n = 0;
-        LN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, x.data_ptr(), d.y, dy.data_ptr(), d.conv,
-                                                                     d.w, dw.data_ptr(),
-                                                                     CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, r, ws,
-                                                                     size));
-        return pick(r, n, strict, c);
+        if (heuristic_search()) {
+          LN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w,
+                                                                       CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, r));
+        } else {
+          LN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, x.data_ptr(), d.y, dy.data_ptr(), d.conv,
+                                                                       d.w, dw.data_ptr(),
+                                                                       CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, r, ws,
+                                                                       size));
+        }
+        return pick(r, n, strict, size, c);
       },
       [&] {
         Choice c;

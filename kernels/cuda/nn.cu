@@ -808,10 +808,15 @@ __global__ void softmax_rows_kernel(const T* __restrict__ z, i64 n_rows, i64 k_t
       smooth = group_sum<G>(smooth);
       if (row < n_rows && lane == 0) {
         const i64 y = static_cast<i64>(labels[row]);
-        const float wy = ldg_or(weights, y, 1.f);
-        const float logp_y = to_float(zr[y]) - mx - logsum;
-        row_loss[row] = (1.f - eps) * wy * -logp_y + (eps / static_cast<float>(k_total)) * smooth;
-        row_weight[row] = wy;
+        if (y < 0 || y >= k_total) {  // not checked on the host (kernels/nn.cpp): poison the loss instead
+          row_loss[row] = NAN;
+          row_weight[row] = NAN;
+        } else {
+          const float wy = ldg_or(weights, y, 1.f);
+          const float logp_y = to_float(zr[y]) - mx - logsum;
+          row_loss[row] = (1.f - eps) * wy * -logp_y + (eps / static_cast<float>(k_total)) * smooth;
+          row_weight[row] = wy;
+        }
       }
     }
   }
@@ -876,7 +881,8 @@ struct CrossEntropyBackwardFn {
   __device__ void apply(i64 i0) const {
     const i64 row = i0 / k_total, k0 = i0 - row * k_total;
     const i64 y = static_cast<i64>(labels[row]);
-    const float wy = ldg_or(weights, y, 1.f);
+    const bool bad = y < 0 || y >= k_total;  // as in the forward: NaN, never a read out of bounds
+    const float wy = bad ? NAN : ldg_or(weights, y, 1.f);
     const float s = sum_w != nullptr ? __ldg(sum_w) : static_cast<float>(k_total);
     const float scale = __ldg(dloss) / __ldg(normalizer);
     float p[VEC];
@@ -1204,6 +1210,7 @@ void dropout(const Tensor& x, float p, std::uint64_t seed, std::uint64_t stream,
   }
   if (p >= 1.f) {
     LN_CUDA_CHECK(cudaMemsetAsync(y.data_ptr(), 0, y.nbytes(), ctx.stream));  // +0.0 in every float type
+    count_launches();
     return;
   }
   const float scale = 1.f / (1.f - p);
