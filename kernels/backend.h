@@ -72,12 +72,24 @@
   void bce(const Tensor& probs, const Tensor& targets, Tensor& loss);                                   \
   void bce_backward(const Tensor& dloss, const Tensor& probs, const Tensor& targets, Tensor& dprobs);
 
-// Optimizer updates (f32 parameters, gradients and state, in place).
+// Optimizer updates (f32 parameters, gradients and state, in place). The *_multi forms update lists in
+// few launches: entry i of every list belongs to parameter i (momentum buffers are undefined when
+// momentum == 0; empty tensors are skipped); found_inf and grad_mul are one-element f32 tensors or
+// undefined (found_inf != 0: nothing is written; gradients are multiplied by grad_mul before use).
 #define LN_BACKEND_OPTIM_DECLS                                                                          \
-  void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buf, const SgdHyper& h);          \
-  void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamHyper& h);        \
+  void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buf, const SgdHyper& h, const SgdParamHyper& ph); \
+  void adam_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamHyper& h, float weight_decay); \
+  void sgd_update_multi(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,               \
+                        const std::vector<Tensor>& momentum_bufs, const std::vector<SgdParamHyper>& per_param, \
+                        const SgdHyper& h, const Tensor& found_inf, const Tensor& grad_mul);            \
+  void adam_update_multi(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,              \
+                         const std::vector<Tensor>& m, const std::vector<Tensor>& v,                    \
+                         const std::vector<float>& weight_decays, const AdamHyper& h, const Tensor& found_inf, \
+                         const Tensor& grad_mul);                                                        \
   /* out[0] = sum of squares of x (f32), out[1] = 1 if any element is not finite else 0 */             \
-  void grad_stats(const Tensor& x, Tensor& out);
+  void grad_stats(const Tensor& x, Tensor& out);                                                        \
+  /* the same over every tensor of the list (float dtypes, which may differ between the tensors) */    \
+  void grad_stats_multi(const std::vector<Tensor>& xs, Tensor& out);
 
 namespace livernet::kernels {
 namespace cpu {

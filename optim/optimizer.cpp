@@ -19,6 +19,33 @@ Optimizer::Optimizer(std::vector<NamedParam> params, float lr, float weight_deca
   }
 }
 
+void Optimizer::step(const Tensor& found_inf, const Tensor& grad_mul) {
+  NoGradGuard ng;
+  std::vector<std::size_t> active;
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].tensor->grad().defined()) active.push_back(i);
+  created_.clear();
+  rewindable_ = false;
+  ++steps_;
+  update(active, found_inf, grad_mul);
+  rewindable_ = true;
+}
+
+void Optimizer::rewind_step() {
+  LN_CHECK(rewindable_, name(), ": rewind_step() undoes one step(); there is no step to undo (none since the start, "
+           "the last load_state() or the last rewind)");
+  for (std::size_t i : created_) drop_state(i);
+  created_.clear();
+  --steps_;
+  rewindable_ = false;
+}
+
+void Optimizer::set_steps(std::int64_t steps) {
+  steps_ = steps;
+  created_.clear();
+  rewindable_ = false;
+}
+
 void Optimizer::zero_grad() {
   for (NamedParam& p : params_) p.tensor->set_grad(Tensor());
 }
@@ -39,18 +66,23 @@ SGD::SGD(std::vector<NamedParam> params, const SgdOptions& o)
   buf_.resize(params_.size());
 }
 
-void SGD::step() {
-  NoGradGuard ng;
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    Tensor& p = *params_[i].tensor;
-    if (!p.grad().defined()) continue;
-    const Tensor g = grad_f32(p);
+void SGD::update(const std::vector<std::size_t>& active, const Tensor& found_inf, const Tensor& grad_mul) {
+  std::vector<Tensor> params, grads, bufs;
+  std::vector<kernels::SgdParamHyper> per_param;
+  for (std::size_t i : active) {
+    const Tensor& p = *params_[i].tensor;
     const bool first = o_.momentum != 0.f && !buf_[i].defined();
-    if (first) buf_[i] = Tensor::zeros(p.shape(), DType::f32, p.device());
-    kernels::SgdHyper h{lr_, o_.momentum, o_.dampening, decays(i) ? weight_decay_ : 0.f, o_.nesterov, first};
-    kernels::sgd_update(p, g, buf_[i], h);
+    if (first) {
+      buf_[i] = Tensor::zeros(p.shape(), DType::f32, p.device());
+      created_state(i);
+    }
+    params.push_back(p);
+    grads.push_back(grad_f32(p));
+    bufs.push_back(buf_[i]);
+    per_param.push_back({weight_decay(i), first});
   }
-  ++steps_;
+  kernels::sgd_update_multi(params, grads, bufs, per_param, {lr_, o_.momentum, o_.dampening, o_.nesterov}, found_inf,
+                            grad_mul);
 }
 
 std::map<std::string, Tensor> SGD::state() const {
@@ -66,7 +98,7 @@ void SGD::load_state(const std::map<std::string, Tensor>& s, std::int64_t steps)
     buf_[i] = it == s.end() ? Tensor() : it->second.to(params_[i].tensor->device()).clone();
     if (buf_[i].defined()) check_same_shape("sgd state", *params_[i].tensor, buf_[i]);
   }
-  steps_ = steps;
+  set_steps(steps);
 }
 
 // ---- Adam / AdamW ---------------------------------------------------------------------------------
@@ -79,27 +111,31 @@ Adam::Adam(std::vector<NamedParam> params, const AdamOptions& o)
   v_.resize(params_.size());
 }
 
-void Adam::step() {
-  NoGradGuard ng;
-  ++steps_;
-  const double t = static_cast<double>(steps_);
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    Tensor& p = *params_[i].tensor;
-    if (!p.grad().defined()) continue;
+void Adam::update(const std::vector<std::size_t>& active, const Tensor& found_inf, const Tensor& grad_mul) {
+  std::vector<Tensor> params, grads, m, v;
+  std::vector<float> weight_decays;
+  for (std::size_t i : active) {
+    const Tensor& p = *params_[i].tensor;
     if (!m_[i].defined()) {
       m_[i] = Tensor::zeros(p.shape(), DType::f32, p.device());
       v_[i] = Tensor::zeros(p.shape(), DType::f32, p.device());
+      created_state(i);
     }
-    kernels::AdamHyper h{lr_,
-                         o_.beta1,
-                         o_.beta2,
-                         o_.eps,
-                         decays(i) ? weight_decay_ : 0.f,
-                         o_.decoupled,
-                         static_cast<float>(1.0 - std::pow(static_cast<double>(o_.beta1), t)),
-                         static_cast<float>(std::sqrt(1.0 - std::pow(static_cast<double>(o_.beta2), t)))};
-    kernels::adam_update(p, grad_f32(p), m_[i], v_[i], h);
+    params.push_back(p);
+    grads.push_back(grad_f32(p));
+    m.push_back(m_[i]);
+    v.push_back(v_[i]);
+    weight_decays.push_back(weight_decay(i));
   }
+  const double t = static_cast<double>(steps_);
+  const kernels::AdamHyper h{lr_,
+                             o_.beta1,
+                             o_.beta2,
+                             o_.eps,
+                             o_.decoupled,
+                             static_cast<float>(1.0 - std::pow(static_cast<double>(o_.beta1), t)),
+                             static_cast<float>(std::sqrt(1.0 - std::pow(static_cast<double>(o_.beta2), t)))};
+  kernels::adam_update_multi(params, grads, m, v, weight_decays, h, found_inf, grad_mul);
 }
 
 std::map<std::string, Tensor> Adam::state() const {
@@ -124,24 +160,29 @@ void Adam::load_state(const std::map<std::string, Tensor>& s, std::int64_t steps
     check_same_shape("adam state", *params_[i].tensor, m_[i]);
     check_same_shape("adam state", *params_[i].tensor, v_[i]);
   }
-  steps_ = steps;
+  set_steps(steps);
 }
 
 // ---- gradient utilities ---------------------------------------------------------------------------
 
-namespace {
-// (sum of squares, any non-finite) over all gradients, summed on the device: one host sync per call.
-std::pair<double, bool> total_stats(const std::vector<NamedParam>& params) {
-  Tensor acc;
+Tensor grad_stats_device(const std::vector<NamedParam>& params) {
+  std::vector<Tensor> grads;
   for (const NamedParam& p : params) {
-    const Tensor g = p.tensor->grad();
-    if (!g.defined()) continue;
-    const Tensor st = kernels::grad_stats(g);
-    if (!acc.defined()) acc = st;
-    else kernels::binary(kernels::BinaryOp::add, acc, st, acc);
+    Tensor g = p.tensor->grad();
+    if (g.defined()) grads.push_back(std::move(g));
   }
-  if (!acc.defined()) return {0.0, false};
-  const std::vector<float> v = acc.to_vector<float>();
+  Device device = Device::cpu();
+  if (!grads.empty()) device = grads[0].device();
+  else if (!params.empty()) device = params[0].tensor->device();
+  Tensor out = Tensor::empty(Shape{2}, DType::f32, device);
+  kernels::grad_stats_multi(grads, out);
+  return out;
+}
+
+namespace {
+// (sum of squares, any non-finite) over all gradients: one host read per call.
+std::pair<double, bool> total_stats(const std::vector<NamedParam>& params) {
+  const std::vector<float> v = grad_stats_device(params).to_vector<float>();
   return {v[0], v[1] != 0.f || !std::isfinite(v[0])};
 }
 }  // namespace

@@ -1,6 +1,7 @@
 // Optimizers over named f32 parameters: SGD (momentum, Nesterov), Adam, AdamW (decoupled weight decay).
 // Weight decay skips biases and normalisation/scale parameters (every tensor with fewer than 2
-// dimensions) by default. Each step runs one fused kernel per parameter (kernels/optim_ops.h).
+// dimensions) by default. A step updates all parameters with multi-tensor kernels
+// (kernels/optim_ops.h): a few launches for the whole model, not one per parameter.
 // State (moments, momentum buffers, step count) is exposed by name for checkpoints.
 #pragma once
 
@@ -22,8 +23,17 @@ struct NamedParam {
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  // Applies one update to every parameter that has a gradient.
-  virtual void step() = 0;
+  // Applies one update to every parameter that has a gradient. Both arguments are optional one-element
+  // f32 tensors on the parameters' device, read there (no host sync):
+  //   found_inf: when it holds a non-zero value, parameters and state are left untouched. The step
+  //              still counts on the host, which has not seen the value: once it is known to have
+  //              been non-zero (e.g. read together with the loss), rewind_step() undoes that.
+  //   grad_mul:  gradients are multiplied by it before use (clipping or unscaling folded in).
+  void step(const Tensor& found_inf = {}, const Tensor& grad_mul = {});
+  // Undoes the host-side bookkeeping of the last step(), for a step the device skipped (found_inf):
+  // the step count goes back and state created lazily by that step is dropped, so the next step
+  // proceeds exactly as if the skipped one had never been called. Once per step().
+  void rewind_step();
   void zero_grad();
   float lr() const { return lr_; }
   void set_lr(float lr) { lr_ = lr; }
@@ -35,13 +45,27 @@ class Optimizer {
 
  protected:
   Optimizer(std::vector<NamedParam> params, float lr, float weight_decay, bool decay_all);
+  // One update of the parameters params_[i], i in `active` (those with a gradient, in order), with
+  // step()'s arguments; steps() already counts it.
+  virtual void update(const std::vector<std::size_t>& active, const Tensor& found_inf, const Tensor& grad_mul) = 0;
+  // Forgets the state of parameter i (rewind_step(): state created by the rewound step).
+  virtual void drop_state(std::size_t i) = 0;
+  // update() reports each parameter whose state it creates.
+  void created_state(std::size_t i) { created_.push_back(i); }
+  // load_state() sets the step count through this (a loaded state cannot be rewound).
+  void set_steps(std::int64_t steps);
   // Whether weight decay applies to parameter i.
   bool decays(std::size_t i) const { return decay_[i]; }
+  float weight_decay(std::size_t i) const { return decays(i) ? weight_decay_ : 0.f; }
   std::vector<NamedParam> params_;
   std::vector<bool> decay_;
   float lr_;
   float weight_decay_;
   std::int64_t steps_ = 0;
+
+ private:
+  std::vector<std::size_t> created_;  // by the last step
+  bool rewindable_ = false;
 };
 
 struct SgdOptions {
@@ -53,12 +77,13 @@ struct SgdOptions {
 class SGD final : public Optimizer {
  public:
   SGD(std::vector<NamedParam> params, const SgdOptions& o);
-  void step() override;
   const char* name() const override { return "sgd"; }
   std::map<std::string, Tensor> state() const override;
   void load_state(const std::map<std::string, Tensor>& state, std::int64_t steps) override;
 
  private:
+  void update(const std::vector<std::size_t>& active, const Tensor& found_inf, const Tensor& grad_mul) override;
+  void drop_state(std::size_t i) override { buf_[i] = Tensor(); }
   SgdOptions o_;
   std::vector<Tensor> buf_;
 };
@@ -72,12 +97,13 @@ struct AdamOptions {
 class Adam final : public Optimizer {
  public:
   Adam(std::vector<NamedParam> params, const AdamOptions& o);
-  void step() override;
   const char* name() const override { return o_.decoupled ? "adamw" : "adam"; }
   std::map<std::string, Tensor> state() const override;
   void load_state(const std::map<std::string, Tensor>& state, std::int64_t steps) override;
 
  private:
+  void update(const std::vector<std::size_t>& active, const Tensor& found_inf, const Tensor& grad_mul) override;
+  void drop_state(std::size_t i) override { m_[i] = v_[i] = Tensor(); }
   AdamOptions o_;
   std::vector<Tensor> m_, v_;
 };
@@ -88,6 +114,10 @@ class Adam final : public Optimizer {
 double clip_grad_norm(const std::vector<NamedParam>& params, double max_norm);
 // True when every gradient is finite.
 bool grads_finite(const std::vector<NamedParam>& params);
+// [sum of squares, 1 if any gradient value is NaN/inf else 0] over all gradients, as a [2] f32 tensor on
+// the parameters' device, not read back (a trainer can fold it into its one host read per step, e.g.
+// with the loss). The sum is the same on every run. [0, 0] when no parameter has a gradient.
+Tensor grad_stats_device(const std::vector<NamedParam>& params);
 
 // Dynamic loss scaling for fp16 training: the loss is multiplied by scale() before backward; unscale()
 // divides the gradients and reports whether they are finite; update() halves the scale after an
