@@ -1,5 +1,6 @@
 // Preprocessing of CT patches for the model (host side):
-//   HU window (level, width) -> clip -> scale to [-1, 1] -> bilinear resize to the model's input size.
+//   bilinear resize to the model's input size, in HU -> HU window (level, width) -> clip -> scale to [-1, 1]
+// (the order of io::make_input, which training and evaluation use; tools/predict follows it).
 // The defaults (level 40, width 400: the abdominal soft-tissue window) are documented in docs/model.md.
 #pragma once
 

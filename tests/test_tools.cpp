@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/augment.h"
 #include "io/hdf5.h"
 #include "io/image.h"
 #include "io/preprocess.h"
@@ -145,6 +146,25 @@ TEST_F(Tools, PredictMatchesTheModelOnNpyPngAndDatasets) {
   const Tensor hu = io::H5File::open(path("d.h5")).read("images");
   const Tensor win = io::apply_window(hu, {}).reshape({2, 80, 80, 1});
   EXPECT_NEAR(std::stod(rows[2][1]), kernels::softmax(model(win)).to_vector<float>()[2], 1e-5);
+
+  // Patches of another size with values far outside the window: resized in HU, then windowed, exactly
+  // as training and tools/evaluate prepare them (io::make_input), not clipped first.
+  const Tensor hu64 = Tensor::rand(Shape{2, 64, 64}, 5, 0, -600.f, 900.f);
+  {
+    io::H5File f = io::H5File::create(path("d64.h5"));
+    f.write("images", hu64);
+  }
+  r = run("predict", "--weights " + path("w.h5") + " --input " + path("d64.h5") + " --device cpu");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  rows = read_csv(r.out);
+  ASSERT_EQ(rows.size(), 3u);
+  Tensor as_trained = Tensor::empty(Shape{2, 80, 80, 1});
+  for (std::int64_t i = 0; i < 2; ++i)
+    io::make_input(hu64.slice0(i, i + 1).reshape({64, 64}).clone(), io::InputConfig{{}, 80}, io::AugmentConfig{}, 0, 0, 0,
+                   as_trained.data<float>() + i * 80 * 80);
+  const std::vector<float> p_trained = kernels::softmax(model(as_trained)).to_vector<float>();
+  for (int i = 0; i < 2; ++i)
+    for (int k = 0; k < 2; ++k) EXPECT_NEAR(std::stod(rows[i + 1][k + 1]), p_trained[i * 2 + k], 1e-5) << i << " " << k;
 }
 
 TEST_F(Tools, PredictRefusesBadInputsWithOneLine) {

@@ -114,7 +114,7 @@ void TrainConfig::validate(const std::string& where) const {
   LN_CHECK(folds >= 2 && folds <= 50, where, ": cv.folds must be in [2, 50], got ", folds);
   LN_CHECK(val_fraction > 0 && val_fraction < 0.5, where, ": cv.val_fraction must be in (0, 0.5)");
   one_of(where + ": runtime.precision", precision, {"auto", "f32", "bf16", "f16"});
-  LN_CHECK(loader_threads >= 1 && loader_threads <= 64, where, ": runtime.loader_threads must be in [1, 64]");
+  LN_CHECK(loader_threads >= 0 && loader_threads <= 64, where, ": runtime.loader_threads must be in [0, 64] (0: auto)");
 }
 
 TrainConfig parse_train_config(const std::string& text, const std::string& source) {

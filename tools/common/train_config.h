@@ -54,7 +54,7 @@ struct TrainConfig {
   // runtime
   std::string device = "auto";
   std::string precision = "auto";      // auto (bf16 on GPU, f32 on CPU) | f32 | bf16 | f16
-  int loader_threads = 1;
+  int loader_threads = 0;              // 0: auto (1 on the CPU, where compute takes the cores; up to 8 for a GPU)
   bool deterministic = false;
 
   // Throws Error naming `where` (the YAML file, or "config") and the key for out-of-range values.

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "core/autograd.h"
@@ -53,6 +54,16 @@ std::vector<std::vector<double>> predict_probs(LesionClassifier& model, const io
                                                Device device, int batch) {
   NoGradGuard ng;
   model.eval();
+  // Predictions in f32 whatever the training precision, as tools/evaluate and tools/predict make them:
+  // a run's predictions.csv and metrics then equal what the tools give for the same weights (in bf16 the
+  // probabilities moved by up to 0.12 on an H200, 2026-11-29).
+  const DType training_dtype = model.compute_dtype();
+  model.set_compute_dtype(DType::f32);
+  struct Restore {
+    LesionClassifier& m;
+    DType d;
+    ~Restore() { m.set_compute_dtype(d); }
+  } restore{model, training_dtype};
   std::vector<std::vector<double>> probs;
   for (std::size_t s = 0; s < indices.size(); s += batch) {
     const std::vector<std::int64_t> part(indices.begin() + s, indices.begin() + std::min(indices.size(), s + batch));
@@ -65,6 +76,15 @@ std::vector<std::vector<double>> predict_probs(LesionClassifier& model, const io
 }
 
 namespace {
+
+// runtime.loader_threads, with 0 = auto: on the CPU one (the compute uses every core); for a GPU half the
+// cores, at most 8: one thread making 299x299 inputs kept an H200 waiting 28-40% of each epoch (2026-11-29).
+// The inputs do not depend on the number of threads (io/loader.h).
+int loader_threads(const TrainConfig& cfg, Device dev) {
+  if (cfg.loader_threads > 0) return cfg.loader_threads;
+  if (dev.is_cpu()) return 1;
+  return std::clamp(static_cast<int>(std::thread::hardware_concurrency()) / 2, 1, 8);
+}
 
 struct FoldState {
   int epoch = 0;
@@ -299,7 +319,7 @@ FoldResult train_fold(const TrainConfig& cfg, const io::Dataset& data, const Fol
     const std::int64_t batches = (static_cast<std::int64_t>(order.size()) + cfg.batch_size - 1) / cfg.batch_size;
     order.erase(order.begin(), order.begin() + std::min<std::int64_t>(st.batch * cfg.batch_size, order.size()));
     io::BatchLoader loader(data, order, cfg.batch_size, input, cfg.augment, seed, static_cast<std::uint64_t>(e), dev,
-                           cfg.loader_threads);
+                           loader_threads(cfg, dev));
     const auto t0 = Clock::now();
     std::int64_t seen_now = 0;
     io::Batch b;
@@ -308,16 +328,22 @@ FoldResult train_fold(const TrainConfig& cfg, const io::Dataset& data, const Fol
       model.set_dropout_rng(seed, static_cast<std::uint64_t>(st.global_step));
       opt->zero_grad();
       Tensor loss = F::cross_entropy(model(b.images), b.labels, class_weights, cfg.label_smoothing);
-      const double lv = loss.item();
-      bool finite = std::isfinite(lv);
-      if (finite) {
-        (fp16 ? F::scale(loss, scaler.scale()) : loss).backward();
-        if (fp16) {
-          finite = scaler.unscale(params);
-          scaler.update(finite);
-        }
-        if (finite && cfg.clip_grad_norm > 0) finite = std::isfinite(clip_grad_norm(params, cfg.clip_grad_norm));
-        else if (finite && !fp16) finite = grads_finite(params);
+      (fp16 ? F::scale(loss, scaler.scale()) : loss).backward();
+      // The step's one wait for the GPU: the loss, and the gradients' sum of squares and finiteness
+      // (summed on the device), read together. A non-finite loss gives non-finite gradients too.
+      const std::vector<double> seen =
+          kernels::concat({loss.reshape({1}), grad_stats_device(params)}, 0).to_vector<double>();
+      const double lv = seen[0];
+      const double unscale = fp16 ? 1.0 / scaler.scale() : 1.0;  // fp16: the gradients are of the scaled loss
+      const double sq = seen[1] * unscale * unscale;
+      bool finite = std::isfinite(lv) && seen[2] == 0 && std::isfinite(sq);
+      if (fp16) scaler.update(finite);
+      // Unscaling (fp16) and clipping (as torch.nn.utils.clip_grad_norm_) fold into one factor that the
+      // optimizer applies to the gradients as it reads them.
+      double grad_mul = unscale;
+      if (finite && cfg.clip_grad_norm > 0) {
+        const double norm = std::sqrt(sq);
+        if (norm > cfg.clip_grad_norm) grad_mul *= cfg.clip_grad_norm / (norm + 1e-6);
       }
       if (!finite) {
         if (cfg.nonfinite == "stop")
@@ -329,7 +355,7 @@ FoldResult train_fold(const TrainConfig& cfg, const io::Dataset& data, const Fol
                               " at step ", st.global_step, ": step skipped", fp16 ? str_cat(", loss scale now ", scaler.scale()) : ""));
         opt->zero_grad();
       } else {
-        opt->step();
+        opt->step(Tensor(), grad_mul == 1.0 ? Tensor() : Tensor::full(Shape{1}, grad_mul, DType::f32, dev));
         st.loss_sum += lv * static_cast<double>(b.indices.size());
         st.loss_count += static_cast<std::int64_t>(b.indices.size());
       }
