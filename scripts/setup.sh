@@ -40,7 +40,7 @@ done
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libhdf5-dev libdnnl-dev
+  libhdf5-dev libdnnl-dev ocl-icd-opencl-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libpng-dev zlib1g-dev libdcmtk-dev
 )

@@ -68,34 +68,40 @@ TEST(ModelParity, KerasFlavourLogits) {
   expect_close((*model)(reference("keras/x")), reference("keras/logits"), 1e-4, "keras-flavour logits");
 }
 
-// Train-mode gradients through 94 batch-norm layers are ill-conditioned: torch's own float32 results
-// differ from float64 by up to ~2e-2 at this size (the reference stores that error per tensor). Ours, in
-// float32, must be as close to the float64 truth as torch's float32 is: within twice the largest error
-// torch makes on the same problem (and never looser than needed: at least 1e-3). Eval mode is
-// well-conditioned and must match the float64 gradients to 1e-3 outright.
-// On the GPU (TF32 convolutions) the floor of the tolerance is `floor` instead of 1e-3.
+// How close a float32 gradient must be to the float64 truth. Two things move a correct float32 result away
+// from it, and tests/model_reference.py measures both on this very input:
+//  - conditioning: train-mode gradients through 94 batch-norm layers are ill-conditioned; torch's own
+//    float32 result misses the truth by up to ~1.5e-2 (torch 1.13) or ~2e-3 (torch 2.11, another
+//    summation order), so one oracle's error does not bound every valid float32 computation;
+//  - ReLU kinks: a pre-activation within float32 noise of 0 falls on either side depending on the
+//    summation order, and the gradient then jumps by a whole term (the first layer's weight gradient
+//    here: 3.4e-3, on AVX2 and AVX-512 alike, toggled by perturbing the input by 3e-7).
+// The reference stores, per tensor, torch's float32 error and the "float64 spread": how far the float64
+// gradient moves when the input moves by one part in 10^6 (a few draws), which captures both. A float32
+// result must be within twice the larger of the two, and never looser than needed: at least `floor`
+// (1e-3 on the CPU; eval-mode gradients are well-conditioned and meet it outright away from kinks).
 void check_gradients(LesionClassifier& model, const std::string& group, bool train, Device dev = Device::cpu(),
                      double floor = 1e-3) {
   model.train(train);
   model.head->dropouts.at(0)->p = 0.f;
   model.zero_grad();
   Tensor loss = F::cross_entropy(model(reference("grad/x").to(dev)), reference("grad/labels", DType::i64).to(dev));
-  expect_close(loss.to(Device::cpu()), reference(group + "/loss"), floor / 10, group + " loss");
+  expect_close(loss.to(Device::cpu()), reference(group + "/loss"), std::max(floor / 10, 2 * reference(group + "/f64_spread/loss").item()),
+               group + " loss");
   loss.backward();
   const std::vector<std::string> names = {"Conv2d_1a_3x3.conv.weight", "Mixed_6b.branch7x7_2.bn.weight",
                                          "Mixed_6c.branch7x7dbl_3.conv.weight", "Mixed_7c.branch3x3dbl_3b.bn.bias",
                                          "fc.weight"};
-  double torch_worst = 0;
-  for (const std::string& name : names) torch_worst = std::max(torch_worst, reference(group + "/torch_f32_error/" + name).item());
   for (const std::string& name : names) {
     Tensor* p = nullptr;
     for (auto& n : model.named_parameters())
       if (n.name == "backbone." + name || n.name == "head." + name) p = n.tensor;
     ASSERT_NE(p, nullptr) << name;
     const double torch_err = reference(group + "/torch_f32_error/" + name).item();
-    const double tol = train ? std::max(floor, 2 * torch_worst) : floor;
+    const double spread = reference(group + "/f64_spread/" + name).item();
+    const double tol = std::max({floor, 2 * torch_err, 2 * spread});
     expect_close(p->grad().to(Device::cpu()), reference(group + "/" + name), tol,
-                 str_cat(group, " gradient of ", name, " (torch f32 error ", torch_err, ")"));
+                 str_cat(group, " gradient of ", name, " (torch f32 error ", torch_err, ", float64 spread ", spread, ")"));
   }
 }
 
@@ -128,24 +134,24 @@ TEST(ModelParity, PaperModelWithProjectionShortcutsAndHead) {
       {"proj_Mixed_6a_conv", "backbone.Mixed_6a.shortcut.conv.weight"},
       {"head_fc1", "head.fc1.weight"},
       {"Mixed_6e_branch1x1_conv", "backbone.Mixed_6e.branch1x1.conv.weight"}};
-  double torch_worst = 0;
-  for (const auto& [key, name] : params)
-    torch_worst = std::max(torch_worst, reference(std::string("paper/torch_f32_error/") + key).item());
+  // The rule of check_gradients: within twice the larger of torch's float32 error and the float64 spread.
   for (const auto& [key, name] : params) {
     Tensor g;
     for (auto& n : model->named_parameters())
       if (n.name == name) g = n.tensor->grad();
     ASSERT_TRUE(g.defined()) << name;
     const double torch_err = reference(std::string("paper/torch_f32_error/") + key).item();
-    expect_close(g, reference(std::string("paper/grad/") + key), std::max(1e-3, 2 * torch_worst),
-                 str_cat("paper model gradient of ", name, " (torch f32 error ", torch_err, ")"));
+    const double spread = reference(std::string("paper/f64_spread/") + key).item();
+    expect_close(g, reference(std::string("paper/grad/") + key), std::max({1e-3, 2 * torch_err, 2 * spread}),
+                 str_cat("paper model gradient of ", name, " (torch f32 error ", torch_err, ", float64 spread ", spread, ")"));
   }
 }
 
 // 5. The same torchvision network on the GPU: eval logits against torch's float64-checked reference, in
-//    f32 (cuDNN may use TF32 tensor cores for f32 convolutions, as PyTorch does by default) and in bf16
-//    activations with f32 parameters (the training dtype on a GPU); then train-mode loss and gradients
-//    in f32 against the same reference and rule as the CPU (test 3), with a floor of 1e-2 for TF32.
+//    f32 (strict: cuDNN's FMA math, no TF32, unless set_allow_tf32) and in bf16 activations with f32
+//    parameters (the training dtype on a GPU); then loss and gradients in f32 against the same reference
+//    and rule as the CPU (test 3), with a floor of 1e-2: cuDNN's algorithms (implicit GEMM with split
+//    sums, Winograd) round differently from a CPU's blocked sums.
 TEST(ModelParity, TorchvisionFlavourOnTheGpu) {
   LN_REQUIRE_CUDA();
   LN_REQUIRE_MODEL_DATA();
