@@ -38,3 +38,31 @@ def build(name, classes):
     if name == "paper":
         return PaperModel(classes)
     return torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=classes)
+
+
+def benchmark_step(name, batch, size, train, compiled=False, device="cuda", amp=True):
+    """The step both bench/compare_pytorch_gpu.py and bench/torch_profile.py time: the model in channels_last,
+    random input, labels 0/1, and either a training step (bf16 autocast, cross-entropy, backward, SGD lr 1e-3)
+    or a forward pass without gradients. Returns the step function."""
+    import contextlib
+    m = build(name, 2).to(device).to(memory_format=torch.channels_last)
+    m.train(train)
+    if compiled:
+        m = torch.compile(m)
+    x = torch.randn(batch, 3, size, size, device=device).to(memory_format=torch.channels_last)
+    y = torch.arange(batch, device=device) % 2
+    opt = torch.optim.SGD(m.parameters(), lr=1e-3)
+
+    def step():
+        with torch.autocast(device, dtype=torch.bfloat16) if amp else contextlib.nullcontext():
+            if train:
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(m(x).float(), y)
+            else:
+                with torch.no_grad():
+                    m(x)
+        if train:
+            loss.backward()
+            opt.step()
+
+    return step

@@ -1,212 +1,215 @@
 #!/usr/bin/env bash
-# On a machine with an NVIDIA GPU: build for that GPU (or use --build DIR), run the GPU tests and the
-# whole suite, the model benchmark side by side with PyTorch, the kernel benchmarks and
-# compute-sanitizer, most valuable first, each step cut to the time left; print a summary table.
-# At most 8 files go to $OUT (or --out DIR): summary.txt env.txt build.log ctest.log bench.txt
-# compare_pytorch_gpu.md sanitizer.log results.json.
+# On a machine with an NVIDIA GPU: everything livernet can only prove on a card, most valuable first, each
+# step cut to its own deadline inside --budget, then a summary. Steps (--steps, comma-separated, in this
+# order):
+#   bench    the paper's model side by side with PyTorch (bench/compare_pytorch_gpu.py): livernet eager and
+#            CUDA-graph, an older build (--prebuilt with a baseline), PyTorch eager; host syncs and launches
+#   trace    where GPU time goes: every kernel of a training step by category, ours (CUPTI tracer,
+#            bench/cupti_trace) beside PyTorch's (torch.profiler), bench/trace_compare.py
+#   tests    every GPU test of every test program (gtest filter *Gpu*:*Cuda*:*Device*), model parity on the
+#            GPU against torchvision (reference data made with the machine's PyTorch)
+#   e2e      the product end to end on the card (scripts/gpu_e2e.sh): phantoms, tools/train with
+#            configs/paper.yaml killed once and resumed, evaluate and predict on the GPU and the CPU
+#   sanitize compute-sanitizer memcheck, racecheck and synccheck on training steps of the paper model
+#   compile  torch.compile on the same model (minutes of compilation: last)
+# tests, e2e and sanitize run at the same time (the GPU has room; none of them is timed); bench and trace
+# run alone.
 #
-#   scripts/gpu_check.sh [--build DIR] [--out DIR] [--arch 90] [--budget SECONDS] [--compile] [--tests REGEX] [--no-bench]
+#   scripts/gpu_check.sh [--prebuilt FILE | --build DIR] [--out DIR] [--budget SECONDS] [--steps LIST]
+#                        [--batches "64 128"] [--iters N]
 #
-# --budget: wall-clock seconds for everything (default 420); --compile: also time torch.compile;
-# --tests: only the ctest tests matching REGEX in the whole-suite step; --no-bench: no benchmarks.
-# Dependencies: the system's packages when present; otherwise deps/gpu/debs/*.deb (made by
-# scripts/gpu_deps.sh where apt works) unpacked into a private prefix, with fallback links only for
-# the libraries the system lacks. cuDNN and cuBLAS come from the toolkit or from PyTorch's wheels.
+# --prebuilt: a file from scripts/gpu_pack.sh (made where apt works; unpacked here in seconds); --build: an
+# existing build; neither: configure and build here (needs deps/gpu/debs from scripts/gpu_deps.sh).
+# Writes to --out (default $OUT): summary.txt and logs.tgz (every log; at most 8 files come back from a
+# lent machine, so they travel as one archive), refreshed after every step.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="" out="${OUT:-$here/gpu-check-out}" arch="" budget=420 compile=0 tests_regex="" bench=1
+prebuilt="" build="" out="${OUT:-$here/gpu-check-out}" budget=330 steps="bench,trace,tests,e2e,sanitize"
+batches="64 128" iters=10
 while (($#)); do
   case "$1" in
+    --prebuilt) prebuilt="$2"; shift ;;
     --build) build="$2"; shift ;;
     --out) out="$2"; shift ;;
-    --arch) arch="$2"; shift ;;
     --budget) budget="$2"; shift ;;
-    --compile) compile=1 ;;
-    --tests) tests_regex="$2"; shift ;;
-    --no-bench) bench=0 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --steps) steps="$2"; shift ;;
+    --batches) batches="$2"; shift ;;
+    --iters) iters="$2"; shift ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
 done
-mkdir -p "$out"
+mkdir -p "$out" && out=$(cd "$out" && pwd)
+logs="$out/logs" && mkdir -p "$logs"
 t0=$(date +%s)
 deadline=$((t0 + budget))
-log() { echo "[gpu_check +$(( $(date +%s) - t0 ))s] $*" | tee -a "$out/summary.txt"; }
-# left RESERVE: seconds until the deadline, less RESERVE (never below 0).
+summary="$out/summary.txt"
+log() { echo "[gpu_check +$(( $(date +%s) - t0 ))s] $*" | tee -a "$summary"; }
 left() { local s=$((deadline - $(date +%s) - ${1:-0})); echo $((s > 0 ? s : 0)); }
-# timed WANT CMD...: runs CMD with a limit of WANT seconds or what is left (15 s kept for the summary).
+# timed WANT RESERVE CMD...: CMD limited to WANT seconds or what is left less RESERVE (kept for later steps).
 timed() {
-  local want=$1; shift
-  local lim; lim=$(left 15); ((lim > want)) && lim=$want
-  ((lim < 5)) && { log "skipped (no time left): $*"; return 124; }
+  local want=$1 reserve=$2; shift 2
+  local lim; lim=$(left "$reserve"); ((lim > want)) && lim=$want
+  ((lim < 5)) && { log "skipped (no time left): ${*:0:3}"; return 124; }
   timeout -k 5 "$lim" "$@"
 }
+pack() { tar -C "$out" -czf "$out/logs.tgz.tmp" logs 2>/dev/null && mv "$out/logs.tgz.tmp" "$out/logs.tgz"; }
+want() { [[ ",$steps," == *",$1,"* ]]; }
+# Command prefixes that keep the timed work and the background reference-data job on separate cores.
+pin_timed=() pin_background=()
+command -v taskset >/dev/null && (( $(nproc) >= 16 )) && pin_timed=(taskset -c 0-7) pin_background=(taskset -c 12-15)
 export PATH="/usr/local/cuda/bin:$PATH" PYTHONUNBUFFERED=1
 py=$(command -v python3 || true)
 
+# ---- machine ---------------------------------------------------------------------------------------------
 {
-  echo "== $(date -u +%FT%TZ) on $(hostname)"
-  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap,clocks.max.sm --format=csv 2>&1
+  echo "== $(date -u +%FT%TZ) on $(hostname); repository at $here"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap,clocks.max.sm,clocks.sm,power.limit --format=csv 2>&1
   echo "nvcc: $(command -v nvcc) $(nvcc --version 2>&1 | tail -2 | tr '\n' ' ')"
-  echo "cmake: $(cmake --version | head -1); ninja: $(ninja --version 2>&1); gcc: $(gcc -dumpversion)"
-  grep -h PRETTY_NAME /etc/os-release; ldd --version | head -1
-  [[ -n $py ]] && "$py" -c 'import torch, torchvision; print("python", __import__("sys").version.split()[0], "torch", torch.__version__, "torchvision", torchvision.__version__, "cudnn", torch.backends.cudnn.version())' 2>&1
-  ls /usr/local/cuda/lib64 2>&1 | grep -E 'cublas|cudnn|cudart' | head
-} > "$out/env.txt" 2>&1
+  echo "compute-sanitizer: $(command -v compute-sanitizer || echo none); cmake: $(cmake --version 2>/dev/null | head -1); gcc: $(gcc -dumpversion 2>/dev/null)"
+  grep -h PRETTY_NAME /etc/os-release; ldd --version | head -1; nproc; free -g | head -2
+  [[ -n $py ]] && "$py" -c 'import torch, torchvision; print("python", __import__("sys").version.split()[0], "torch", torch.__version__, "torchvision", torchvision.__version__, "cudnn", torch.backends.cudnn.version(), "cuda", torch.version.cuda)' 2>&1
+} > "$logs/env.txt" 2>&1
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
-[[ -z $gpu ]] && { log "nvidia-smi found no GPU"; cat "$out/env.txt"; exit 1; }
-log "GPU: $gpu"
-[[ -z $arch ]] && arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.')
-arch=${arch:-90}
+[[ -z $gpu ]] && { log "nvidia-smi found no GPU"; cat "$logs/env.txt"; pack; exit 1; }
+log "GPU: $gpu; steps: $steps; budget ${budget}s"
+arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.')
 
-# ---- dependencies and build ----------------------------------------------------------------------
-cmake_extra=()
-if [[ -z $build ]]; then
+# ---- libraries: CUDA's from PyTorch's wheels where the toolkit lacks them; Debian's only where missing ----
+nv=$([[ -n $py ]] && "$py" -c 'import nvidia, sys; print(list(nvidia.__path__)[0])' 2>/dev/null)
+if [[ -n $nv ]]; then
+  for d in $(find -L "$nv" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u); do
+    export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
+  done
+fi
+linked=0
+link_missing() {  # DIR: links to DIR's libraries that this system lacks, in a fallback folder on the path
+  local fb=/tmp/livernet-fallback have
+  mkdir -p "$fb"
+  have=$(ldconfig -p | awk '{print $1}')
+  for so in "$1"/lib*.so*; do
+    [[ -e $so ]] || continue
+    grep -qxF "$(basename "$so")" <<< "$have" || ln -sf "$so" "$fb/$(basename "$so")"
+  done
+  export LD_LIBRARY_PATH="$fb${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  linked=$(ls "$fb" | wc -l)
+}
+
+# The test programs hold absolute paths of the machine they were built on (their reference-data folder):
+# when this checkout sits elsewhere, make that path lead here.
+[[ $here != /work/main && ! -e /work/main ]] && mkdir -p /work && ln -s "$here" /work/main
+
+# ---- the build -----------------------------------------------------------------------------------------
+base=""
+if [[ -n $prebuilt ]]; then
+  tar -C "$here" -xJf "$prebuilt" || { log "cannot unpack $prebuilt"; pack; exit 1; }
   build="$here/build-gpu"
-  multiarch=usr/lib/x86_64-linux-gnu
-  if ! ls /usr/include/oneapi/dnnl/dnnl.hpp /usr/include/hdf5/serial/hdf5.h >/dev/null 2>&1; then
-    prefix=/tmp/livernet-deps
-    ls "$here"/deps/gpu/debs/*.deb >/dev/null 2>&1 ||
-      { log "no oneDNN/HDF5 here and no deps/gpu/debs: run scripts/gpu_deps.sh where apt works and carry deps/gpu"; exit 1; }
-    mkdir -p "$prefix/fallback"
-    for f in "$here"/deps/gpu/debs/*.deb; do dpkg -x "$f" "$prefix"; done
-    # Only the libraries this system lacks are put on the loader path: its own libssl etc. stay in use.
-    have=$(ldconfig -p | awk '{print $1}')
-    for so in "$prefix/$multiarch"/lib*.so.* "$prefix/$multiarch"/hdf5/serial/lib*.so.* "$prefix"/lib/x86_64-linux-gnu/lib*.so.*; do
-      [[ -e $so ]] || continue
-      name=$(basename "$so")
-      grep -qxF "$name" <<< "$have" || ln -sf "$so" "$prefix/fallback/$name"
-    done
-    export LD_LIBRARY_PATH="$prefix/fallback${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    # DCMTK's CMake targets name absolute /usr/lib and /usr/include paths: point them into the prefix.
-    for f in "$prefix/$multiarch"/cmake/dcmtk/*.cmake; do
-      [[ -e $f ]] && sed -i "s#/usr/lib/x86_64-linux-gnu/#$prefix/$multiarch/#g; s#\"/usr/include#\"$prefix/usr/include#g" "$f"
-    done
-    cmake_extra+=(-DCMAKE_PREFIX_PATH="$prefix/usr;$prefix/$multiarch/cmake"
-                  -DHDF5_ROOT="$prefix/$multiarch/hdf5/serial"
-                  -DCMAKE_CXX_FLAGS="-isystem $prefix/usr/include"
-                  -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$prefix/fallback")
-    log "packages unpacked from deps/gpu/debs into $prefix ($(ls "$prefix/fallback" | wc -l) fallback libraries)"
-  fi
-  # cuDNN and cuBLAS: the toolkit's, else PyTorch's nvidia-* wheels.
-  nv=$([[ -n $py ]] && "$py" -c 'import nvidia, sys; print(list(nvidia.__path__)[0])' 2>/dev/null)
-  wheel_find() { [[ -n $nv ]] && find -L "$nv" -name "$1" 2>/dev/null | sort | head -1; }
-  if [[ -n $nv ]]; then  # the wheels' libraries (cuDNN's sub-libraries, nvrtc) must be loadable
-    for d in $(find -L "$nv" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u); do
-      export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
-    done
-  fi
-  if ! ls /usr/local/cuda/include/cudnn.h /usr/include/cudnn.h >/dev/null 2>&1; then
-    lib=$(wheel_find 'libcudnn.so.9') inc=$(wheel_find cudnn.h)
-    inc=${inc:+$(dirname "$inc")}; inc=${inc:-$here/deps/gpu/include}
-    [[ -n $lib ]] || { log "no cuDNN: neither the toolkit nor an nvidia.cudnn wheel has libcudnn.so.9"; exit 1; }
-    cmake_extra+=(-DCUDNN_INCLUDE_DIR="$inc" -DCUDNN_LIBRARY="$lib")
-    log "cuDNN: $lib (headers $inc)"
-  fi
-  if [[ ! -e /usr/local/cuda/lib64/libcublas.so ]]; then
-    lib=$(wheel_find 'libcublas.so.1[0-9]') lt=$(wheel_find 'libcublasLt.so.1[0-9]') inc=$(wheel_find cublas_v2.h)
-    inc=${inc:+$(dirname "$inc")}; inc=${inc:-$here/deps/gpu/include}
-    [[ -n $lib && -n $lt ]] || { log "no cuBLAS: neither the toolkit nor an nvidia.cublas wheel has it"; exit 1; }
-    cmake_extra+=(-DLIVERNET_CUBLAS_LIBRARY="$lib" -DLIVERNET_CUBLASLT_LIBRARY="$lt" -DLIVERNET_CUDA_EXTRA_INCLUDE="$inc")
-    log "cuBLAS: $lib (headers $inc)"
-  fi
-  [[ -n $py ]] && cmake_extra+=(-DLIVERNET_ORACLE_PYTHON="$py")
-  { echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-    timed 120 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIVERNET_CUDA=ON \
-        -DCMAKE_CUDA_ARCHITECTURES="$arch" "${cmake_extra[@]}"; } > "$out/build.log" 2>&1 \
-    || { log "configure failed:"; tail -40 "$out/build.log"; exit 1; }
-  timed 300 cmake --build "$build" -j "$(nproc)" >> "$out/build.log" 2>&1 \
-    || { log "build failed:"; grep -E 'error|Error' "$out/build.log" | head -40; exit 1; }
-  log "built $build for sm_$arch"
+  [[ -x $here/build-base/tools/bench ]] && base="$here/build-base"
+  link_missing "$here/deps/gpu/lib"
+  log "unpacked $prebuilt ($linked libraries from it used where the system has none)${base:+; baseline $(cat "$base/REVISION" 2>/dev/null)}"
+elif [[ -z $build ]]; then
+  build="$here/build-gpu"
+  log "building from source (no --prebuilt): see the comments of the 2026-11-27 version of this script for the packages it needs"
+  cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIVERNET_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${arch:-90}" \
+    > "$logs/build.log" 2>&1 && timed 300 60 cmake --build "$build" -j "$(nproc)" >> "$logs/build.log" 2>&1 \
+    || { log "build failed: $(grep -m3 -E 'error' "$logs/build.log")"; pack; exit 1; }
 fi
-for exe in "$build"/tests/test_* "$build"/tools/bench; do
-  [[ -x $exe && ! -d $exe ]] || continue
+for exe in "$build"/tests/test_* "$build"/tools/bench ${base:+"$base/tools/bench"}; do
   missing=$(ldd "$exe" 2>/dev/null | grep "not found" || true)
-  [[ -n $missing ]] && { log "$(basename "$exe") cannot load: $missing"; exit 1; }
+  [[ -n $missing ]] && { log "$(basename "$exe") cannot load: $missing"; pack; exit 1; }
 done
-"$build/tools/info" >> "$out/env.txt" 2>&1
+"$build/tools/info" >> "$logs/env.txt" 2>&1 || log "tools/info failed: $(tail -2 "$logs/env.txt" | tr '\n' ' ')"
+echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}" >> "$logs/env.txt"
+pack
 
-# ---- 1. GPU tests first (the parity tests that no CPU machine can run) ----------------------------
-gpu_rc=0
-: > "$out/ctest.log"
-for exe in "$build"/tests/test_*; do t=$(basename "$exe")
-  [[ -x $build/tests/$t ]] || continue
-  echo "== $t --gtest_filter='*Gpu*:*Cuda*:*Device*'" >> "$out/ctest.log"
-  timed 90 "$build/tests/$t" --gtest_filter='*Gpu*:*Cuda*:*Device*' --gtest_brief=1 >> "$out/ctest.log" 2>&1 || gpu_rc=1
-done
-gpu_pass=$(grep -ho '\[  PASSED  \] [0-9]* test' "$out/ctest.log" | awk '{s+=$4} END{print s+0}')
-gpu_fail=$(grep -c '^\[  FAILED  \] [A-Za-z]' "$out/ctest.log")
-gpu_skip=$(grep -ho '\[  SKIPPED \] [0-9]* test' "$out/ctest.log" | awk '{s+=$4} END{print s+0}')
-log "GPU tests: $gpu_pass passed, $gpu_fail failed, $gpu_skip skipped"
-grep '^\[  FAILED  \] [A-Za-z]' "$out/ctest.log" | sort -u | head -20 | tee -a "$out/summary.txt"
-
-# ---- 2. the paper's model side by side with PyTorch -----------------------------------------------
-: > "$out/bench.txt"
-if ((bench)) && [[ -n $py ]] && "$py" -c "import torch, torchvision" 2>/dev/null; then
-  cmp_args=(--build "$build" --batches 64 128 --iters 10 --warmup 3)
-  ((compile)) || cmp_args+=(--no-compile)
-  echo "== bench/compare_pytorch_gpu.py ${cmp_args[*]}" >> "$out/bench.txt"
-  timed 170 "$py" "$here/bench/compare_pytorch_gpu.py" "${cmp_args[@]}" --out "$out/compare_pytorch_gpu.md" >> "$out/bench.txt" 2>&1 \
-    || log "PyTorch comparison failed or was cut: $(tail -2 "$out/bench.txt" | tr '\n' ' ')"
-fi
-if ((bench)); then
-  echo "== tools/bench --model paper --device cuda --batch 64 --train --iters 10 (per-block times)" >> "$out/bench.txt"
-  timed 60 "$build/tools/bench" --model paper --device cuda --batch 64 --size 299 --train --iters 10 \
-    --json "$out/bench_paper_train_b64.json" >> "$out/bench.txt" 2>&1 || log "tools/bench failed: $(tail -1 "$out/bench.txt")"
+# Reference data for the parity tests, made by this machine's PyTorch on 4 cores while the GPU is timed.
+refs_pid=""
+if want tests && [[ -n $py ]]; then
+  data="$build/tests/data"
+  mkdir -p "$data" && rm -f "$data/.complete"
+  ( export OMP_NUM_THREADS=4
+    "${pin_background[@]}" "$py" "$here/tests/model_reference.py" "$data/model" &&
+    "$py" "$here/tests/optim_reference.py" "$data/optim_reference.h5" &&
+    "$py" "$here/tests/torch_reference.py" "$data/torch_reference.h5" && touch "$data/.complete" ) > "$logs/reference_data.log" 2>&1 &
+  refs_pid=$!
 fi
 
-# ---- 3. the whole suite ----------------------------------------------------------------------------
-log "whole suite (ctest)"
-# 8 tests at a time with 2 OpenMP threads each: 16 cores, no oversubscription.
-(cd "$build" && export OMP_NUM_THREADS=2 LN_VERBOSE=1 && timed 240 ctest -j 8 --timeout 200 --output-on-failure ${tests_regex:+-R "$tests_regex"} >> "$out/ctest.log" 2>&1)
-tests_rc=$?
-log "ctest: exit $tests_rc; $(grep -E 'tests passed' "$out/ctest.log" | tail -1)"
-grep -E '^\s*[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Not Run)' "$out/ctest.log" | tee -a "$out/summary.txt"
-# The whole network on the GPU against torchvision, with its errors printed (the data is made by ctest).
-echo "== LN_VERBOSE=1 test_model_parity --gtest_filter='*Gpu*'" >> "$out/ctest.log"
-LN_VERBOSE=1 timed 60 "$build/tests/test_model_parity" --gtest_filter='*Gpu*' >> "$out/ctest.log" 2>&1
-log "whole network on the GPU vs torchvision: exit $?; $(grep -hE '^(GPU|grad_)' "$out/ctest.log" | grep -c .) errors printed"
-
-# ---- 4. kernel benchmarks --------------------------------------------------------------------------
-for b in "$build"/bench/bench_*; do
-  [[ -x $b ]] && ((bench)) || continue
-  echo "== $(basename "$b") --benchmark_filter=gpu:1" >> "$out/bench.txt"
-  timed 40 "$b" --benchmark_filter='gpu:1' --benchmark_min_time=0.05 --benchmark_format=console \
-    --benchmark_out="$out/$(basename "$b").json" --benchmark_out_format=json >> "$out/bench.txt" 2>&1 \
-    || log "$(basename "$b") failed or was cut"
-done
-
-# ---- 5. compute-sanitizer on the GPU op tests ------------------------------------------------------
-san_rc=0
-if command -v compute-sanitizer >/dev/null; then
-  timed 100 compute-sanitizer --tool memcheck --error-exitcode 9 "$build/tests/test_kernels" --gtest_filter='*Gpu*' --gtest_brief=1 \
-    > "$out/sanitizer.log" 2>&1
-  san_rc=$?
-  log "compute-sanitizer memcheck on test_kernels '*Gpu*': exit $san_rc; $(grep -h 'ERROR SUMMARY' "$out/sanitizer.log" | tail -1)"
+# ---- bench ---------------------------------------------------------------------------------------------
+if want bench && [[ -n $py ]]; then
+  log "bench: livernet eager / graph${base:+ / baseline} vs PyTorch eager, batches $batches"
+  timed 150 170 "${pin_timed[@]}" "$py" "$here/bench/compare_pytorch_gpu.py" --build "$build" ${base:+--baseline-build "$base"} \
+    --batches $batches --iters "$iters" --warmup 3 --no-compile --out "$logs/compare_pytorch_gpu.md" \
+    --json "$logs/compare_pytorch_gpu.json" > "$logs/bench.log" 2>&1 || log "bench: exit $? ($(tail -1 "$logs/bench.log"))"
+  grep -E '^batch' "$logs/bench.log" | tee -a "$summary"
+  pack
 fi
 
-# ---- summary ---------------------------------------------------------------------------------------
-"$py" - "$out" <<'PY' 2>/dev/null
-import json, glob, os, sys
-out = sys.argv[1]
-merged = {}
-for f in sorted(glob.glob(out + "/bench_*.json")):
-    try:
-        merged[os.path.basename(f)[:-5]] = json.load(open(f))
-    except Exception as e:
-        merged[os.path.basename(f)[:-5]] = {"error": str(e)}
-    os.remove(f)
-json.dump(merged, open(out + "/results.json", "w"), indent=1)
-PY
-{
-  echo
-  echo "== summary: $gpu, sm_$arch =="
-  echo "GPU tests: $gpu_pass passed, $gpu_fail failed, $gpu_skip skipped"
-  echo "whole suite: exit $tests_rc; $(grep -E 'tests passed' "$out/ctest.log" | tail -1)"
-  echo "compute-sanitizer memcheck: exit $san_rc"
-  [[ -f $out/compare_pytorch_gpu.md ]] && cat "$out/compare_pytorch_gpu.md"
-  grep -E '^(images/s|peak|train|forward)' "$out/bench.txt" | head -8
-  echo "total time: $(( $(date +%s) - t0 )) s"
-} | tee -a "$out/summary.txt"
-exit $(( gpu_rc || tests_rc || san_rc ))
+# ---- trace ---------------------------------------------------------------------------------------------
+if want trace && [[ -n $py ]]; then
+  log "trace: kernels of a training step (batch 64), ours (CUPTI) beside PyTorch's (torch.profiler)"
+  timed 70 110 bash "$here/bench/cupti_trace/device_profile.sh" --build "$build" --out "$logs/trace" --batch 64 \
+    --iters 3 --warmup 3 --graph --timeout 30 > "$logs/trace_driver.log" 2>&1 || log "trace: $(tail -3 "$logs/trace_driver.log" | tr '\n' ' ')"
+  [[ -f $logs/trace/compare.md ]] && head -45 "$logs/trace/compare.md" >> "$summary"
+  pack
+fi
+
+# ---- tests, e2e, sanitize (together) ---------------------------------------------------------------------
+pids=()
+if want tests; then
+  (
+    if [[ -n $refs_pid ]]; then
+      while kill -0 "$refs_pid" 2>/dev/null; do sleep 1; done
+      [[ -f $build/tests/data/.complete ]] || echo "reference data: failed (see reference_data.log)"
+    fi
+    for exe in "$build"/tests/test_*; do
+      echo "== $(basename "$exe") --gtest_filter='*Gpu*:*Cuda*:*Device*'"
+      LN_VERBOSE=1 timed 100 10 "$exe" --gtest_filter='*Gpu*:*Cuda*:*Device*' --gtest_brief=0 2>&1 | grep -vE '^\[ RUN|^\[       OK' || true
+    done
+  ) > "$logs/tests.log" 2>&1 &
+  pids+=($!)
+fi
+if want e2e; then
+  timed 160 10 bash "$here/scripts/gpu_e2e.sh" --build "$build" --out "$logs" --device cuda --budget "$(left 15)" \
+    --work /tmp/livernet_e2e/cuda > "$logs/e2e_driver.log" 2>&1 &
+  pids+=($!)
+fi
+if want sanitize && command -v compute-sanitizer >/dev/null; then
+  (
+    for tool in memcheck racecheck synccheck; do
+      echo "== compute-sanitizer --tool $tool tools/bench --train --batch 2 --size 75 (paper model, bf16)"
+      # cuDNN's heuristics instead of timing every algorithm: the search would take minutes under the tool.
+      LIVERNET_CUDNN_SEARCH=heuristic timed 60 10 compute-sanitizer --tool "$tool" --error-exitcode 9 --print-limit 20 "$build/tools/bench" --model paper \
+        --device cuda --batch 2 --size 75 --train --iters 1 --warmup 1 --no-per-block --no-mfu 2>&1 | tail -25
+      echo "exit: ${PIPESTATUS[0]}"
+    done
+  ) > "$logs/sanitizer.log" 2>&1 &
+  pids+=($!)
+fi
+for p in "${pids[@]}"; do wait "$p"; done
+if want tests; then
+  pass=$(grep -ho '\[  PASSED  \] [0-9]* test' "$logs/tests.log" | awk '{s+=$4} END{print s+0}')
+  fail=$(grep -E '^\[  FAILED  \] [A-Za-z]' "$logs/tests.log" | sed 's/ (.*//' | sort -u | wc -l)
+  skip=$(grep -ho '\[  SKIPPED \] [0-9]* test' "$logs/tests.log" | awk '{s+=$4} END{print s+0}')
+  log "GPU tests: $pass passed, $fail failed, $skip skipped"
+  grep '^\[  FAILED  \] [A-Za-z]' "$logs/tests.log" | sort -u | head -20 | tee -a "$summary"
+  grep -E 'host syncs, [0-9]+ launches per training step' "$logs/tests.log" | tee -a "$summary"
+fi
+if want e2e; then
+  log "e2e: $(tail -3 "$logs/e2e_driver.log" | tr '\n' ' ')"
+  [[ -f $logs/e2e_cuda.json ]] && "$py" -c 'import json,sys; j=json.load(open(sys.argv[1])); print({k: j[k] for k in list(j)[:12]})' "$logs/e2e_cuda.json" >> "$summary" 2>&1
+fi
+if want sanitize && [[ -f $logs/sanitizer.log ]]; then
+  log "compute-sanitizer: $(grep -E '^(== |exit|========= ERROR SUMMARY)' "$logs/sanitizer.log" | tr '\n' ' ')"
+fi
+pack
+
+# ---- compile -------------------------------------------------------------------------------------------
+if want compile && [[ -n $py ]]; then
+  timed 400 10 "$py" "$here/bench/compare_pytorch_gpu.py" --only-torch-compile --batches ${batches%% *} --iters "$iters" \
+    --warmup 3 > "$logs/compile.log" 2>&1 || log "torch.compile: exit $?"
+  grep -E '^batch' "$logs/compile.log" | tee -a "$summary"
+fi
+[[ -f $logs/compare_pytorch_gpu.md ]] && cat "$logs/compare_pytorch_gpu.md" >> "$summary"
+log "done in $(( $(date +%s) - t0 )) s"
+pack

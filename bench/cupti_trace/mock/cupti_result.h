@@ -1,0 +1,2 @@
+// LOCAL TEST ONLY (see cupti.h beside this file).
+#include "cupti.h"
