@@ -1,6 +1,6 @@
 // InceptionV3 (Keras and torchvision flavours), the paper's residual shortcuts and classifier head.
 // Module names follow torchvision (Conv2d_1a_3x3, Mixed_5b.branch1x1.conv.weight, ...) under
-// "backbone"; the classifier is "head". See ../shared/specs/inception_v3.md and docs/model.md.
+// "backbone"; the classifier is "head". See docs/inception_v3.md and docs/model.md.
 #pragma once
 
 #include <memory>

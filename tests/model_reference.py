@@ -121,7 +121,7 @@ for mode, train in [("train", True), ("eval", False)]:
     print(f"grad_{mode} loss: torch f32 error {abs(l32.item() - l64.item()) / abs(l64.item()):.3e}, float64 spread {spread_loss:.3e}")
 
 # ---- 2. keras flavour: gamma = 1, average pools exclude padding, written in Keras' file layout ---------------
-# Keras creation order k = 1..94 -> torchvision prefix (specs/inception_v3.md, section 4).
+# Keras creation order k = 1..94 -> torchvision prefix (docs/inception_v3.md, "The 94 conv units, Keras creation order").
 KERAS_ORDER = (["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3"]
                + [f"{b}.{n}" for b in ["Mixed_5b", "Mixed_5c", "Mixed_5d"]
                   for n in ["branch1x1", "branch5x5_1", "branch5x5_2", "branch3x3dbl_1", "branch3x3dbl_2",

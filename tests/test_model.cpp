@@ -35,7 +35,8 @@ TEST(InceptionV3, ConvUnitsFollowKerasCreationOrder) {
   LesionClassifier m(plain(Flavour::keras, 0));
   const auto units = m.backbone->conv_units();
   ASSERT_EQ(units.size(), 94u);
-  // Rows of the mapping table in specs/inception_v3.md (k -> torchvision prefix, kernel, Cin, Cout).
+  // Rows of the mapping table in docs/inception_v3.md, "The 94 conv units, Keras creation order"
+  // (k -> torchvision prefix, kernel, Cin, Cout).
   struct Row {
     int k;
     const char* prefix;
