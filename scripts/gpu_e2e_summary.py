@@ -13,7 +13,7 @@ import statistics
 import sys
 
 EPOCH = re.compile(r"^fold (\d+)/(\d+) epoch (\d+)/(\d+): train loss (\S+), val loss (\S+) acc (\S+) auc (\S+), "
-                   r"lr (\S+), ([\d.]+) img/s, data wait (\d+)%, (\S+)$")
+                   r"lr (\S+), ([\d.]+) img/s, data wait (\d+)%, (\S+)( \(run [^)]*\))?$")
 # Markers that tools/common/report.cpp writes for each section of report.html.
 REPORT_SECTIONS = {
     "metrics_table": "<h2>Metrics</h2>",

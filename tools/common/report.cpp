@@ -111,8 +111,9 @@ struct Series {
 };
 
 // A line chart with axes, ticks, a legend; class "chart" (checked by the render test).
+// integer_x: ticks only at whole numbers of x (epochs), every one or every few.
 std::string line_chart(const std::string& title, const std::string& xl, const std::string& yl, const std::vector<Series>& series,
-                       double x0, double x1, double y0, double y1, bool diagonal = false) {
+                       double x0, double x1, double y0, double y1, bool diagonal = false, bool integer_x = false) {
   const double W = 440, H = 320, L = 52, R = 12, T = 28, B = 44;
   auto sx = [&](double x) { return L + (x - x0) / std::max(x1 - x0, 1e-12) * (W - L - R); };
   auto sy = [&](double y) { return H - B - (y - y0) / std::max(y1 - y0, 1e-12) * (H - T - B); };
@@ -122,10 +123,17 @@ std::string line_chart(const std::string& title, const std::string& xl, const st
   o << "<text x=\"" << W / 2 << "\" y=\"16\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">" << esc(title) << "</text>";
   o << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R << "\" height=\"" << H - T - B
     << "\" fill=\"#fafafa\" stroke=\"#999\"/>";
+  auto x_tick = [&](double xv, int decimals) {
+    o << "<line x1=\"" << sx(xv) << "\" y1=\"" << H - B << "\" x2=\"" << sx(xv) << "\" y2=\"" << H - B + 4 << "\" stroke=\"#666\"/>";
+    o << "<text x=\"" << sx(xv) << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">" << num(xv, decimals) << "</text>";
+  };
+  if (integer_x) {
+    const double step = std::max(1.0, std::ceil((x1 - x0) / 5));
+    for (double xv = std::ceil(x0); xv <= x1 + 1e-9; xv += step) x_tick(xv, 0);
+  }
   for (int i = 0; i <= 5; ++i) {
     const double xv = x0 + (x1 - x0) * i / 5, yv = y0 + (y1 - y0) * i / 5;
-    o << "<line x1=\"" << sx(xv) << "\" y1=\"" << H - B << "\" x2=\"" << sx(xv) << "\" y2=\"" << H - B + 4 << "\" stroke=\"#666\"/>";
-    o << "<text x=\"" << sx(xv) << "\" y=\"" << H - B + 16 << "\" text-anchor=\"middle\">" << num(xv, x1 - x0 >= 10 ? 0 : 1) << "</text>";
+    if (!integer_x) x_tick(xv, x1 - x0 >= 10 ? 0 : 1);
     o << "<line x1=\"" << L - 4 << "\" y1=\"" << sy(yv) << "\" x2=\"" << L << "\" y2=\"" << sy(yv) << "\" stroke=\"#666\"/>";
     o << "<text x=\"" << L - 6 << "\" y=\"" << sy(yv) + 4 << "\" text-anchor=\"end\">" << num(yv, 2) << "</text>";
     o << "<line x1=\"" << L << "\" y1=\"" << sy(yv) << "\" x2=\"" << W - R << "\" y2=\"" << sy(yv) << "\" stroke=\"#eee\"/>";
@@ -359,7 +367,7 @@ std::string write_report(const ReportInputs& in) {
         ymax = std::max({ymax, std::atof(r[1].c_str()), std::atof(r[2].c_str())});
       }
       h << line_chart(str_cat("fold ", f.fold + 1, " (best epoch ", f.best_epoch, ")"), "epoch", "loss / AUC", {tr, va, auc}, 1,
-                      std::max<double>(2, static_cast<double>(rows.size())), 0, std::min(ymax, 3.0));
+                      std::max<double>(2, static_cast<double>(rows.size())), 0, std::min(ymax, 3.0), false, true);
     }
     h << "</div>";
   }

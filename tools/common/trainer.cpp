@@ -77,6 +77,15 @@ std::vector<std::vector<double>> predict_probs(LesionClassifier& model, const io
 
 namespace {
 
+// Rows of a fold's history.csv (one per finished epoch), 0 when there is none.
+int completed_epochs(const std::string& history_path) {
+  std::ifstream in(history_path);
+  int rows = -1;  // the header
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) ++rows;
+  return std::max(rows, 0);
+}
+
 // runtime.loader_threads, with 0 = auto: on the CPU one (the compute uses every core); for a GPU half the
 // cores, at most 8: one thread making 299x299 inputs kept an H200 waiting 28-40% of each epoch (2026-11-29).
 // The inputs do not depend on the number of threads (io/loader.h).
@@ -256,8 +265,24 @@ std::string fmt(double v, int prec = 4) {
   return buf;
 }
 
+// The whole run's clock for the epoch lines: time since this process started training, and an estimate
+// of what is left from the epochs this process has trained so far (an upper bound: early stopping may
+// end folds sooner).
+struct RunClock {
+  Clock::time_point start = Clock::now();
+  int epochs_left = 0;  // folds x epochs not yet trained when this process started
+  int epochs_done = 0;  // trained by this process
+  std::string line() const {
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    std::string s = "run " + format_duration(elapsed);
+    const int left = epochs_left - epochs_done;
+    if (epochs_done > 0 && left > 0) s += ", up to " + format_duration(elapsed / epochs_done * left) + " left";
+    return s;
+  }
+};
+
 FoldResult train_fold(const TrainConfig& cfg, const io::Dataset& data, const Fold& fold, int k, const std::string& run_dir,
-                      Device dev, DType dtype, int positive, Progress& progress, const TrainHooks& hooks) {
+                      Device dev, DType dtype, int positive, Progress& progress, const TrainHooks& hooks, RunClock& clock) {
   const std::string dir = run_dir + "/fold_" + std::to_string(k);
   fs::create_directories(dir);
   const std::string ckpt = dir + "/checkpoint.h5", best_path = dir + "/best.h5";
@@ -400,11 +425,12 @@ FoldResult train_fold(const TrainConfig& cfg, const io::Dataset& data, const Fol
     st.history.push_back(str_cat(e + 1, ",", fmt(train_loss, 6), ",", fmt(v.loss, 6), ",", fmt(v.accuracy, 6), ",",
                                  fmt(v.auc, 6), ",", lr_used, ",", fmt(train_secs, 2), ",",
                                  fmt(loader.wait_seconds() / std::max(train_secs, 1e-9), 3), ",", st.skipped_steps));
+    ++clock.epochs_done;
     progress.line(str_cat("fold ", k + 1, "/", cfg.folds, " epoch ", e + 1, "/", cfg.epochs, ": train loss ",
                           fmt(train_loss), ", val loss ", fmt(v.loss), " acc ", fmt(v.accuracy, 3), " auc ", fmt(v.auc, 3),
                           ", lr ", lr_used, ", ", fmt(static_cast<double>(seen_now) / std::max(train_secs, 1e-9), 1),
                           " img/s, data wait ", fmt(100 * loader.wait_seconds() / std::max(train_secs, 1e-9), 0), "%, ",
-                          format_duration(train_secs)));
+                          format_duration(train_secs), " (", clock.line(), ")"));
     st.epoch = e + 1;
     st.batch = 0;
     st.loss_sum = 0;
@@ -575,6 +601,14 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
   }
   RunSummary summary;
   summary.run_dir = run_dir;
+  RunClock clock;
+  clock.epochs_left = cfg.folds * cfg.epochs;
+  for (int k = 0; k < cfg.folds; ++k) {
+    // Finished folds, and the epochs a resumed fold has behind it, are not left to train.
+    const std::string fold_dir = run_dir + "/fold_" + std::to_string(k);
+    if (fs::exists(fold_dir + "/result.json")) clock.epochs_left -= cfg.epochs;
+    else if (fs::exists(fold_dir + "/checkpoint.h5")) clock.epochs_left -= std::min(cfg.epochs, completed_epochs(fold_dir + "/history.csv"));
+  }
   for (int k = 0; k < cfg.folds; ++k) {
     const std::string result_path = run_dir + "/fold_" + std::to_string(k) + "/result.json";
     FoldResult r;
@@ -593,7 +627,8 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
       r.metrics = compute_metrics(r.test_probs, labels, positive);
       progress.line(str_cat("fold ", k + 1, "/", cfg.folds, ": already done"));
     } else {
-      r = train_fold(cfg, data, folds[k], k, run_dir, dev, dtype, positive, progress, hooks);
+      r = train_fold(cfg, data, folds[k], k, run_dir, dev, dtype, positive, progress, hooks, clock);
+      clock.epochs_left -= cfg.epochs - r.epochs_run;  // epochs early stopping left out
       io::write_text_file_atomically(result_path, fold_result_json(r).dump() + "\n");
       progress.line(str_cat("fold ", k + 1, "/", cfg.folds, ": best epoch ", r.best_epoch, " of ", r.epochs_run,
                             "; test accuracy ", fmt(r.metrics.accuracy, 3), ", F1 ", fmt(r.metrics.f1, 3), ", AUC ",
