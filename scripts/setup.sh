@@ -38,6 +38,11 @@ while (($#)); do
   shift
 done
 
+# ocl-icd-opencl-dev: Debian builds oneDNN with its OpenCL runtime, and libdnnl-dev's CMake config calls
+# find_package(OpenCL) whatever the user needs, but the package only recommends the OpenCL headers and
+# loader (and we install with --no-install-recommends). Installing what the config needs (a small package)
+# keeps us on oneDNN's own config rather than a find module of ours for it. scripts/check_fresh.sh (CI)
+# checks the list on a bare Debian 12 root.
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libhdf5-dev libdnnl-dev ocl-icd-opencl-dev
