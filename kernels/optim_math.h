@@ -21,7 +21,8 @@ struct SgdParamHyper {
   bool first_step;  // the momentum buffer starts as a copy of the first update direction
 };
 
-// Each product and sum rounded on its own, on every processor. nvcc contracts a * b + c into one fused
+// Each product and sum rounded on its own, on every processor (also the multi-tensor kernels' gradient times
+// grad_mul: with grad_mul == 1 the update is then bit-identical to the per-parameter kernel's). nvcc contracts a * b + c into one fused
 // multiply-add wherever it sees fit, and where depends on the code around the formula (a vectorised
 // loop, a hoisted invariant): the per-parameter and the multi-tensor kernels differed in the last bit
 // of Adam's moments on an H200 (2026-11-29) until every rounding was spelled out. The host (ISO C++,
@@ -71,17 +72,6 @@ LN_HD_INLINE void adam_step(float& p, float g, float& m, float& v, const AdamHyp
   const float denom = add_rn(sqrtf(v) / h.bias_correction2_sqrt, h.eps);
   const float step_size = h.lr / h.bias_correction1;
   p = add_rn(p, mul_rn(-step_size, m / denom));
-}
-
-// A gradient times the multi-tensor kernels' grad_mul. On the device the product is rounded on its
-// own (never contracted into an FMA with the update's first add), so grad_mul == 1 leaves the update
-// bit-identical to the per-parameter kernel's; the CPU kernels skip the multiply when grad_mul is absent.
-LN_HD_INLINE float scaled_grad(float g, float mul) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(g, mul);
-#else
-  return g * mul;
-#endif
 }
 
 }  // namespace livernet::kernels

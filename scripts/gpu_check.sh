@@ -19,7 +19,8 @@
 #                        [--batches "64 128"] [--iters N]
 #
 # --prebuilt: a file from scripts/gpu_pack.sh (made where apt works; unpacked here in seconds); --build: an
-# existing build; neither: configure and build here (needs deps/gpu/debs from scripts/gpu_deps.sh).
+# existing build; neither: configure and build here (needs the build packages installed: a GPU machine
+# without apt has them only through --prebuilt).
 # Writes to --out (default $OUT): summary.txt and logs.tgz (every log; at most 8 files come back from a
 # lent machine, so they travel as one archive), refreshed after every step.
 set -uo pipefail
@@ -110,7 +111,7 @@ if [[ -n $prebuilt ]]; then
   log "unpacked $prebuilt ($linked libraries from it used where the system has none)${base:+; baseline $(cat "$base/REVISION" 2>/dev/null)}"
 elif [[ -z $build ]]; then
   build="$here/build-gpu"
-  log "building from source (no --prebuilt): see the comments of the 2026-11-27 version of this script for the packages it needs"
+  log "building from source (no --prebuilt): needs scripts/setup.sh's packages on this machine"
   cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLIVERNET_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${arch:-90}" \
     > "$logs/build.log" 2>&1 && timed 300 60 cmake --build "$build" -j "$(nproc)" >> "$logs/build.log" 2>&1 \
     || { log "build failed: $(grep -m3 -E 'error' "$logs/build.log")"; pack; exit 1; }

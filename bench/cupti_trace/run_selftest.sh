@@ -10,8 +10,13 @@
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-work=${1:-$(mktemp -d /tmp/cupti_trace_selftest.XXXXXX)}
-mkdir -p "$work"
+if [[ -n ${1:-} ]]; then
+  work=$1
+  mkdir -p "$work"
+else  # a folder of its own, removed at the end unless a check failed (its logs are then worth a look)
+  work=$(mktemp -d /tmp/cupti_trace_selftest.XXXXXX)
+  trap '[[ $fail -eq 0 ]] && rm -rf "$work"' EXIT
+fi
 cxx=${CXX:-g++}
 py=${PYTHON:-python3}
 pass=0 fail=0
@@ -93,6 +98,5 @@ else
   echo "skip torch_profile.py --device cpu: torch / torchvision do not import in $py"
 fi
 
-echo "work dir: $work"
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed$([[ $fail -gt 0 ]] && echo "; logs in $work")"
 [[ $fail -eq 0 ]]

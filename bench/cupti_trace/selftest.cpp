@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "trace_agg.h"
 
 #ifndef LIVERNET_TRACE_SRC_DIR
@@ -18,18 +19,6 @@
 #endif
 
 namespace {
-
-int g_failed = 0, g_passed = 0;
-
-#define CHECK(cond)                                                               \
-  do {                                                                            \
-    if (cond) {                                                                   \
-      ++g_passed;                                                                 \
-    } else {                                                                      \
-      ++g_failed;                                                                 \
-      std::fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);        \
-    }                                                                             \
-  } while (0)
 
 #define CHECK_EQ(a, b)                                                                              \
   do {                                                                                              \

@@ -21,7 +21,7 @@ void sgd_pass(const Tensor& param, const Tensor& grad, const Tensor& buf, const 
     float dummy = 0.f;
     if (mul) {
       const float s = *mul;
-      for (std::int64_t i = lo; i < hi; ++i) sgd_step(p[i], scaled_grad(g[i], s), b ? b[i] : dummy, h, ph);
+      for (std::int64_t i = lo; i < hi; ++i) sgd_step(p[i], mul_rn(g[i], s), b ? b[i] : dummy, h, ph);
     } else {
       for (std::int64_t i = lo; i < hi; ++i) sgd_step(p[i], g[i], b ? b[i] : dummy, h, ph);
     }
@@ -37,7 +37,7 @@ void adam_pass(const Tensor& param, const Tensor& grad, const Tensor& m, const T
   parallel_for(param.numel(), [&](std::int64_t lo, std::int64_t hi) {
     if (mul) {
       const float s = *mul;
-      for (std::int64_t i = lo; i < hi; ++i) adam_step(p[i], scaled_grad(g[i], s), mp[i], vp[i], h, weight_decay);
+      for (std::int64_t i = lo; i < hi; ++i) adam_step(p[i], mul_rn(g[i], s), mp[i], vp[i], h, weight_decay);
     } else {
       for (std::int64_t i = lo; i < hi; ++i) adam_step(p[i], g[i], mp[i], vp[i], h, weight_decay);
     }

@@ -257,10 +257,10 @@ __global__ void __launch_bounds__(kBlock) sgd_multi_kernel(const __grid_constant
   const SgdParamHyper ph = t.extra[t.block_tensor[blockIdx.x]];
   update_chunk(t, [&](float(&e)[kDepth]) {
     if constexpr (kDepth == 3) {
-      sgd_step(e[0], scaled_grad(e[1], mul), e[2], h, ph);
+      sgd_step(e[0], mul_rn(e[1], mul), e[2], h, ph);
     } else {
       float no_buffer = 0.f;  // momentum == 0: never read
-      sgd_step(e[0], scaled_grad(e[1], mul), no_buffer, h, ph);
+      sgd_step(e[0], mul_rn(e[1], mul), no_buffer, h, ph);
     }
   });
 }
@@ -271,7 +271,7 @@ __global__ void __launch_bounds__(kBlock) adam_multi_kernel(const __grid_constan
   if (found_inf && *found_inf != 0.f) return;
   const float mul = grad_mul ? *grad_mul : 1.f;
   const float weight_decay = t.extra[t.block_tensor[blockIdx.x]];
-  update_chunk(t, [&](float(&e)[4]) { adam_step(e[0], scaled_grad(e[1], mul), e[2], e[3], h, weight_decay); });
+  update_chunk(t, [&](float(&e)[4]) { adam_step(e[0], mul_rn(e[1], mul), e[2], e[3], h, weight_decay); });
 }
 
 template <int kDepth>

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <string>
 
+#include "check.h"
+
 extern "C" {
 void livernet_trace_begin(const char* label);
 void livernet_trace_end(void);
@@ -31,18 +33,6 @@ __attribute__((visibility("default"))) int cuCtxSynchronize(void) {
 }
 
 namespace {
-
-int g_failed = 0, g_passed = 0;
-
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (cond) {                                                            \
-      ++g_passed;                                                          \
-    } else {                                                               \
-      ++g_failed;                                                          \
-      std::fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                      \
-  } while (0)
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path);
