@@ -8,9 +8,30 @@
 
 namespace livernet {
 
+// Control characters in `s` escaped as \xNN, so that text from a file cannot break a message over lines or
+// move the terminal's cursor.
+inline std::string escape_control(const std::string& s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size());
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+// The message is always one line: whatever a caller quoted into it (a value from a config file, a file name),
+// control characters come out escaped.
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& msg) : std::runtime_error(msg) {}
+  explicit Error(const std::string& msg) : std::runtime_error(escape_control(msg)) {}
 };
 
 // Raised when a device (or the CPU) cannot provide the memory an operation asked for.
@@ -30,20 +51,8 @@ std::string str_cat(Args&&... args) {
 // Text taken from a file for an error message: control characters escaped as \xNN (the message stays one
 // line) and at most `max` characters, then "...".
 inline std::string printable(const std::string& s, std::size_t max = 60) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < s.size() && i < max; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f) {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > max) out += "...";
-  return out;
+  if (s.size() <= max) return escape_control(s);
+  return escape_control(s.substr(0, max)) + "...";
 }
 
 }  // namespace livernet

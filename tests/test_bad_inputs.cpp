@@ -516,6 +516,9 @@ std::vector<Case> cases() {
                {"data.input_size must be >= 75"}, "c.yaml", {"run"}});
   t.push_back({"ConfigOutOfRangeModelValue", all({data, config("model:\n  head_dropout: 1.5\n")}), "train", kTrain,
                {"head_dropout must be in [0, 1)"}, "c.yaml", {"run"}});
+  // A value with a line break and a terminal escape is quoted escaped: the error stays one line.
+  t.push_back({"ConfigControlCharactersInValue", all({data, config("model:\n  arch: \"pape\\n \\e[2J\"\n")}), "train",
+               kTrain, {"unknown arch 'pape\\x0a \\x1b[2J'"}, "c.yaml", {"run"}});
   t.push_back({"ConfigNotOneOfTheChoices", all({data, config("train:\n  optimizer: rmsprop\n")}), "train", kTrain,
                {"train.optimizer: 'rmsprop' is not one of sgd, adam, adamw"}, "c.yaml", {"run"}});
   t.push_back({"ConfigNotYaml", all({data, config("data: [1, 2\n")}), "train", kTrain, {"not valid YAML"}, "c.yaml", {"run"}});
