@@ -5,6 +5,7 @@
 
 #include "bench_common.h"
 #include "kernels/nn.h"
+#include "kernels/tensor_ops.h"
 
 using namespace livernet;
 using livernet::bench::device_arg;
@@ -45,8 +46,8 @@ void BM_Conv(benchmark::State& state, Dir dir) {
   const ConvShape& s = kConvs[state.range(1)];
   const DType dt = d.is_cuda() ? DType::bf16 : DType::f32;
   const std::int64_t n = batch_for(d);
-  const Tensor x = Tensor::randn(Shape{n, s.h, s.h, s.cin}, 1, 0, 0, 1, dt, d);
-  const Tensor w = Tensor::randn(Shape{s.cout, s.kh, s.kw, s.cin}, 2, 0, 0, 0.1f, dt, d);
+  const Tensor x = randn(Shape{n, s.h, s.h, s.cin}, 1, 0, 0, 1, dt, d);
+  const Tensor w = randn(Shape{s.cout, s.kh, s.kw, s.cin}, 2, 0, 0, 0.1f, dt, d);
   const auto p = kernels::Conv2dParams::make(s.stride, s.ph, s.pw);
   const Tensor y = kernels::conv2d_forward(x, w, Tensor(), p);
   Tensor dw = Tensor::empty(w.shape(), dt, d);
@@ -63,14 +64,20 @@ void BM_Conv(benchmark::State& state, Dir dir) {
   state.SetLabel(label);
 }
 
+// The input of a layer benchmark: [batch, hw, hw, c] with hw and c from the arguments {device, hw, c},
+// bf16 on a GPU and f32 on the CPU (each device's training dtype).
+Tensor activation(const benchmark::State& state, Device d) {
+  const int hw = static_cast<int>(state.range(1)), c = static_cast<int>(state.range(2));
+  return randn(Shape{batch_for(d), hw, hw, c}, 1, 0, 0, 1, d.is_cuda() ? DType::bf16 : DType::f32, d);
+}
+
 void BM_BatchNormReLU(benchmark::State& state, bool backward) {
   const Device d = device_arg(state.range(0));
   if (bench::skip_without_device(state, d)) return;
-  const int hw = static_cast<int>(state.range(1)), c = static_cast<int>(state.range(2));
-  const DType dt = d.is_cuda() ? DType::bf16 : DType::f32;
-  const Tensor x = Tensor::randn(Shape{batch_for(d), hw, hw, c}, 1, 0, 0, 1, dt, d);
-  const Tensor g = Tensor::ones(Shape{c}, DType::f32, d), b = Tensor::zeros(Shape{c}, DType::f32, d);
-  Tensor rm = Tensor::zeros(Shape{c}, DType::f32, d), rv = Tensor::ones(Shape{c}, DType::f32, d);
+  const Tensor x = activation(state, d);
+  const int c = static_cast<int>(x.size(3));
+  const Tensor g = ones(Shape{c}, DType::f32, d), b = zeros(Shape{c}, DType::f32, d);
+  Tensor rm = zeros(Shape{c}, DType::f32, d), rv = ones(Shape{c}, DType::f32, d);
   kernels::BatchNormState st;
   const Tensor y = kernels::batch_norm_train(x, g, b, rm, rv, 0.1f, 1e-3f, true, st);
   for (auto _ : state) {
@@ -90,9 +97,7 @@ void BM_BatchNormReLU(benchmark::State& state, bool backward) {
 void BM_Pool(benchmark::State& state, bool is_max) {
   const Device d = device_arg(state.range(0));
   if (bench::skip_without_device(state, d)) return;
-  const int hw = static_cast<int>(state.range(1)), c = static_cast<int>(state.range(2));
-  const DType dt = d.is_cuda() ? DType::bf16 : DType::f32;
-  const Tensor x = Tensor::randn(Shape{batch_for(d), hw, hw, c}, 1, 0, 0, 1, dt, d);
+  const Tensor x = activation(state, d);
   const auto p = is_max ? kernels::Pool2dParams::make(3, 2, 0) : kernels::Pool2dParams::make(3, 1, 1);
   Tensor idx;
   for (auto _ : state) {
@@ -109,7 +114,7 @@ void BM_ConcatMixed(benchmark::State& state) {
   const std::int64_t n = batch_for(d);
   // Mixed_6b's output: four 192-channel branches at 17x17.
   std::vector<Tensor> parts;
-  for (int i = 0; i < 4; ++i) parts.push_back(Tensor::randn(Shape{n, 17, 17, 192}, i, 0, 0, 1, dt, d));
+  for (int i = 0; i < 4; ++i) parts.push_back(randn(Shape{n, 17, 17, 192}, i, 0, 0, 1, dt, d));
   for (auto _ : state) {
     Tensor y = kernels::concat(parts, -1);
     bench::sync(d);

@@ -49,4 +49,11 @@ void require_device(Device d) {
   LN_CHECK(d.index < n, "device ", d.str(), " was requested but only ", n, " CUDA device(s) exist");
 }
 
+Device resolve_device(const std::string& spec) {
+  if (spec == "auto") return cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu();
+  const Device d = Device::parse(spec);
+  require_device(d);
+  return d;
+}
+
 }  // namespace livernet

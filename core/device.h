@@ -31,5 +31,8 @@ int cuda_device_count();
 std::string cuda_unavailable_reason();
 // Throws a clear Error when `d` is a CUDA device that this build or machine cannot provide.
 void require_device(Device d);
+// What a --device option names: "auto" (the GPU when one is usable, else the CPU), "cpu", "cuda",
+// "cuda:N"; throws a clear Error when that device is not usable here.
+Device resolve_device(const std::string& spec);
 
 }  // namespace livernet

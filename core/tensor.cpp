@@ -5,7 +5,6 @@
 #include <cstring>
 #include <limits>
 
-#include "core/autograd.h"
 
 #if defined(LIVERNET_WITH_CUDA)
 #include "core/cuda/cuda_context.h"
@@ -118,7 +117,6 @@ Tensor Tensor::to(Device device) const {
   return out;
 }
 
-Tensor Tensor::to(Device device, DType dtype) const { return to(device).to(dtype); }
 
 PendingCopy& PendingCopy::operator=(PendingCopy&& o) noexcept {
   if (this != &o) {
@@ -294,11 +292,6 @@ Tensor Tensor::detach() const {
   impl->shape = impl_->shape;
   impl->dtype = impl_->dtype;
   return Tensor(std::move(impl));
-}
-
-void Tensor::backward(const Tensor& seed, bool retain_graph) const {
-  check_defined("backward");
-  run_backward(*this, seed, retain_graph);
 }
 
 // ---- checks -----------------------------------------------------------------------------------------

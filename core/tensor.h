@@ -5,7 +5,7 @@
 //
 // Methods on Tensor are raw data operations and never record autograd history: differentiable math
 // lives in layers/functional.h. The autograd state (requires_grad, grad, grad_fn) is stored here so
-// that the tape (core/autograd.h) can reach it.
+// that the tape (autograd/autograd.h) can reach it.
 #pragma once
 
 #include <cstdint>
@@ -54,17 +54,6 @@ class Tensor {
 
   // ---- creation ------------------------------------------------------------------------------
   static Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu());
-  static Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu());
-  static Tensor ones(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu());
-  static Tensor full(const Shape& shape, double value, DType dtype = DType::f32, Device device = Device::cpu());
-  // [start, start + step, ...) up to (not including) end, as a 1-D tensor.
-  static Tensor arange(double start, double end, double step = 1.0, DType dtype = DType::f32,
-                       Device device = Device::cpu());
-  // Philox-based random tensors: element i depends only on (seed, stream, i), on every device.
-  static Tensor randn(const Shape& shape, std::uint64_t seed, std::uint64_t stream = 0, float mean = 0.f,
-                      float stddev = 1.f, DType dtype = DType::f32, Device device = Device::cpu());
-  static Tensor rand(const Shape& shape, std::uint64_t seed, std::uint64_t stream = 0, float lo = 0.f, float hi = 1.f,
-                     DType dtype = DType::f32, Device device = Device::cpu());
   // Copies host values into a new tensor of T's dtype on `device`.
   template <typename T>
   static Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device = Device::cpu());
@@ -96,20 +85,12 @@ class Tensor {
 
   // ---- copies and conversions (raw: no autograd) --------------------------------------------------
   Tensor to(Device device) const;  // *this when already there
-  Tensor to(DType dtype) const;    // *this when already that dtype
-  Tensor to(Device device, DType dtype) const;
   Tensor clone() const;
-  // Copies src's values into this tensor: same number of elements; any devices; casts dtype.
-  Tensor& copy_(const Tensor& src);
   // A view with a new shape and the same number of elements; one extent may be -1.
   Tensor reshape(const std::vector<std::int64_t>& shape) const;
   Tensor view(const Shape& shape) const;  // reshape to an exact shape
   // A view of rows [start, end) of dimension 0.
   Tensor slice0(std::int64_t start, std::int64_t end) const;
-  Tensor& fill_(double value);
-  Tensor& zero_() { return fill_(0.0); }
-  // this += other (same shape; other is cast to this dtype). Used for gradient accumulation.
-  Tensor& add_(const Tensor& other);
   // Host copy of the values converted to T.
   template <typename T>
   std::vector<T> to_vector() const;
@@ -120,20 +101,25 @@ class Tensor {
 
   // ---- autograd ------------------------------------------------------------------------------------
   bool requires_grad() const { return impl_ && impl_->requires_grad; }
-  // Marks a leaf tensor as a parameter whose gradient is accumulated in .grad().
+  // Marks a leaf tensor as a parameter whose gradient is accumulated in .grad() (backward, autograd/autograd.h).
   Tensor& requires_grad_(bool on = true);
   Tensor grad() const;
   void set_grad(const Tensor& g);
   const std::shared_ptr<Node>& grad_fn() const;
   bool is_leaf() const { return !impl_ || !impl_->grad_fn; }
-  // Back-propagates from this tensor. A non-scalar needs a seed gradient of its shape.
-  void backward(const Tensor& seed = Tensor(), bool retain_graph = false) const;
   // Same storage, no history.
   Tensor detach() const;
 
  private:
   void check_defined(const char* what) const;
   std::shared_ptr<TensorImpl> impl_;
+};
+
+// A tensor owned elsewhere (a module's parameter or buffer) with its dotted name: what modules list
+// (Module::named_parameters) and optimizers update.
+struct NamedTensor {
+  std::string name;
+  Tensor* tensor;
 };
 
 // A host-to-device copy that the host did not wait for (copy_from_pinned): wait() returns once it has

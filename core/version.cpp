@@ -6,6 +6,8 @@
 #include "core/error.h"
 
 #if defined(LIVERNET_WITH_CUDA)
+#include <cudnn_version.h>
+
 #include "core/cuda/cuda_context.h"
 #endif
 

@@ -1,10 +1,10 @@
-// tools/common/lesions.h: ClassMap::parse_yaml and ClassMap::parse_csv on the same text, then match() on a
+// data/lesions.h: ClassMap::parse_yaml and ClassMap::parse_csv on the same text, then match() on a
 // few structure names as extract_lesions does.
 #include "fuzz/fuzz_common.h"
-#include "tools/common/lesions.h"
+#include "data/lesions.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  using livernet::tools::ClassMap;
+  using livernet::data::ClassMap;
   const std::string text(reinterpret_cast<const char*>(data), size);
   auto use = [](const ClassMap& m) {
     for (const char* s : {"livertumor01", "Liver_Cyst", "portalvein", ""}) {

@@ -1,9 +1,9 @@
-// io/dicom.h: read_dicom_series, read_dicom_mask_series (on fuzz/fuzz_grid.h's CT grid) and scan_dicom_tree
+// ct/dicom.h: read_dicom_series, read_dicom_mask_series (on fuzz/fuzz_grid.h's CT grid) and scan_dicom_tree
 // on one folder. The input is up to four DICOM files joined by lnfuzz::kNextFile (the seeds are whole
 // series); each becomes a file of the folder.
 #include "fuzz/fuzz_common.h"
 #include "fuzz/fuzz_grid.h"
-#include "io/dicom.h"
+#include "ct/dicom.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto files = lnfuzz::split_files(data, size, 4);

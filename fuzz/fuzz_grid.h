@@ -2,7 +2,7 @@
 // given: 8x8 pixels of 0.8 mm, 3 slices 2.5 mm apart, axial.
 #pragma once
 
-#include "io/volume.h"
+#include "ct/volume.h"
 
 namespace lnfuzz {
 

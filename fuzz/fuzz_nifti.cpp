@@ -1,7 +1,7 @@
-// io/nifti.h: read_nifti_volume and read_nifti_labels on one file (NIfTI-1/2, either byte order, gzip by
+// ct/nifti.h: read_nifti_volume and read_nifti_labels on one file (NIfTI-1/2, either byte order, gzip by
 // its magic bytes).
 #include "fuzz/fuzz_common.h"
-#include "io/nifti.h"
+#include "ct/nifti.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string path = lnfuzz::Scratch::get().write("input.nii", data, size);

@@ -1,10 +1,11 @@
-// tools/common/train_config.h: parse_train_config on YAML text. A configuration that parses and validates
+// train/train_config.h: parse_train_config on YAML text. A configuration that parses and validates
 // must also survive its own round trip (to_yaml -> parse -> validate).
 #include "fuzz/fuzz_common.h"
-#include "tools/common/train_config.h"
+#include "train/train_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  using namespace livernet::tools;
+  using namespace livernet::data;
+using namespace livernet::train;
   const std::string text(reinterpret_cast<const char*>(data), size), source = "fuzz-config.yaml";
   TrainConfig c;
   bool parsed = false;

@@ -1,8 +1,8 @@
-// io/weights.h: read_model_config and load_weights (strict, non-strict, with prefixes) on one HDF5 file,
+// models/weights.h: read_model_config and load_weights (strict, non-strict, with prefixes) on one HDF5 file,
 // into fuzz/fuzz_model.h's TinyNet.
 #include "fuzz/fuzz_common.h"
 #include "fuzz/fuzz_model.h"
-#include "io/weights.h"
+#include "models/weights.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace livernet::io;

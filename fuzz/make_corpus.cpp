@@ -18,13 +18,13 @@
 #include "fuzz/fuzz_common.h"
 #include "fuzz/fuzz_grid.h"
 #include "fuzz/fuzz_model.h"
-#include "io/dataset.h"
-#include "io/dicom.h"
+#include "data/dataset.h"
+#include "ct/dicom.h"
 #include "io/hdf5.h"
 #include "io/image.h"
-#include "io/nifti.h"
-#include "io/weights.h"
-#include "tools/common/train_config.h"
+#include "ct/nifti.h"
+#include "models/weights.h"
+#include "train/train_config.h"
 
 namespace {
 
@@ -247,7 +247,7 @@ void manifest() {
 
 // ---- HDF5 ------------------------------------------------------------------------------------------
 void dataset_h5(const fs::path& tmp) {
-  Dataset d;
+  data::Dataset d;
   d.class_names = {"cyst", "metastasis"};
   for (int i = 0; i < 3; ++i) {
     Tensor im = Tensor::empty(Shape{4, 4});
@@ -291,7 +291,7 @@ void weights(const fs::path& tmp) {
 void yaml(const fs::path& configs) {
   for (const char* f : {"demo_cpu.yaml", "paper.yaml"})
     if (fs::exists(configs / f)) put_file("train_config", f, configs / f);
-  tools::TrainConfig c;
+  train::TrainConfig c;
   c.data = "data/lesions.h5";
   put("train_config", "resolved_default.yaml", c.to_yaml());
   put("train_config", "small.yaml", "data:\n  path: x.csv\n  augment: {flips: true, rotation_deg: 10}\ntrain:\n  lr: 0.01\n  epochs: 3\n"

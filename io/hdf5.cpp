@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "core/isolate.h"
+#include "kernels/tensor_ops.h"
 
 namespace livernet::io {
 
@@ -320,7 +321,7 @@ Tensor H5File::read(const std::string& dataset, std::optional<DType> as, std::in
     if (H5Dread(d.get(), mem_type(load), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0)
       LN_H5_FAIL("cannot read dataset '", dataset, "' (", inf.type, ") as ", dtype_name(load), " (truncated file?)");
   }
-  return load == want ? t : t.to(want);
+  return load == want ? t : to_dtype(t, want);
 }
 
 Tensor H5File::read_rows(const std::string& dataset, std::int64_t start, std::int64_t count,
@@ -345,7 +346,7 @@ Tensor H5File::read_rows(const std::string& dataset, std::int64_t start, std::in
     if (H5Dread(d.get(), mem_type(load), mspace.get(), fspace.get(), H5P_DEFAULT, t.data_ptr()) < 0)
       LN_H5_FAIL("cannot read rows of dataset '", dataset, "' (truncated file?)");
   }
-  return load == want ? t : t.to(want);
+  return load == want ? t : to_dtype(t, want);
 }
 
 namespace {
@@ -360,7 +361,7 @@ Id intermediate_groups() {
 void H5File::write(const std::string& dataset, const Tensor& t_in) {
   LN_CHECK(t_in.defined(), path_, ": writing an undefined tensor to '", dataset, "'");
   Tensor t = t_in.to(Device::cpu());
-  if (t.dtype() == DType::bf16 || t.dtype() == DType::f16) t = t.to(DType::f32);
+  if (t.dtype() == DType::bf16 || t.dtype() == DType::f16) t = to_dtype(t, DType::f32);
   const hid_t mt = mem_type(t.dtype());
   if (exists(dataset)) H5Ldelete(id_, dataset.c_str(), H5P_DEFAULT);
   std::vector<hsize_t> dims;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/tensor_ops.h"
 
 namespace livernet::io {
 
@@ -141,7 +142,7 @@ Tensor read_npy(const std::string& path, std::int64_t max_elements) {
 
 void write_npy(const std::string& path, const Tensor& t_in) {
   Tensor t = t_in.to(Device::cpu());
-  if (t.dtype() == DType::bf16 || t.dtype() == DType::f16) t = t.to(DType::f32);
+  if (t.dtype() == DType::bf16 || t.dtype() == DType::f16) t = to_dtype(t, DType::f32);
   const char* descr = t.dtype() == DType::f32 ? "<f4" : t.dtype() == DType::i32 ? "<i4" : t.dtype() == DType::i64 ? "<i8" : "|u1";
   std::string shape = "(";
   for (std::int64_t d : t.shape()) shape += std::to_string(d) + ", ";
@@ -239,7 +240,7 @@ Tensor read_png(const std::string& path, int* bit_depth_out) {
 namespace {
 // Encodes to any libpng writer (a FILE* or a memory buffer).
 void encode_png_to(const Tensor& image_in, const std::string& what, FILE* fp, std::string* mem) {
-  const Tensor image = image_in.to(Device::cpu()).to(DType::f32);
+  const Tensor image = to_dtype(image_in.to(Device::cpu()), DType::f32);
   LN_CHECK(image.dim() == 3 && (image.size(2) == 1 || image.size(2) == 3), what, ": PNG needs [H, W, 1|3], got ",
            image.shape().str());
   const auto h = static_cast<png_uint_32>(image.size(0)), w = static_cast<png_uint_32>(image.size(1));

@@ -9,7 +9,7 @@
 #include "core/tensor.h"
 #include "kernels/math.h"
 #include "kernels/nn.h"
-#include "kernels/ops.h"
+#include "kernels/elementwise.h"
 #include "kernels/optim_math.h"
 
 #define LN_BACKEND_ELEMENTWISE_DECLS                                                                   \
@@ -20,7 +20,6 @@
   void unary(UnaryOp op, const Tensor& x, Tensor& out);                                                \
   void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out);                             \
   void axpby(float alpha, const Tensor& x, float beta, Tensor& y);                                     \
-  void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx);                                   \
   /* x viewed as [outer, r, inner] -> out [outer, inner] (f32) */                                      \
   void reduce(ReduceOp op, const Tensor& x, std::int64_t outer, std::int64_t r, std::int64_t inner, Tensor& out);
 

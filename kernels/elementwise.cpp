@@ -1,7 +1,11 @@
 // Front ends of the element-wise, random and reduction ops: validation, then LN_DISPATCH.
+#include "kernels/elementwise.h"
+
 #include <algorithm>
 
 #include "kernels/backend.h"
+#include "kernels/checks.h"
+#include "kernels/tensor_ops.h"
 
 namespace livernet::kernels {
 
@@ -50,13 +54,6 @@ const char* reduce_op_name(ReduceOp op) {
   return "?";
 }
 
-namespace {
-void check_float(const char* op, const Tensor& t, const char* which = "input") {
-  LN_CHECK(t.defined(), op, ": ", which, " is undefined");
-  LN_CHECK(is_floating(t.dtype()), op, ": ", which, " must be a floating tensor (f32, bf16, f16), got ",
-           dtype_name(t.dtype()));
-}
-}  // namespace
 
 void fill(Tensor& t, double value) {
   LN_CHECK(t.defined(), "fill: tensor is undefined");
@@ -134,7 +131,7 @@ void axpby(float alpha, const Tensor& x, float beta, Tensor& y) {
   check_same_device("axpby", x, y);
   if (y.numel() == 0) return;
   if (x.dtype() != y.dtype()) {
-    const Tensor xc = x.to(y.dtype());
+    const Tensor xc = to_dtype(x, y.dtype());
     LN_DISPATCH(y.device(), axpby, alpha, xc, beta, y);
     return;
   }
@@ -149,30 +146,13 @@ Tensor scale(const Tensor& x, float alpha) {
   return out;
 }
 
-void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
-  check_float("relu_backward", y, "output");
-  check_same_shape("relu_backward", y, dy);
-  check_same_dtype("relu_backward", y, dy);
-  check_same_device("relu_backward", y, dy);
-  check_same_shape("relu_backward", y, dx);
-  check_same_dtype("relu_backward", y, dx);
-  if (y.numel() == 0) return;
-  LN_DISPATCH(y.device(), relu_backward, y, dy, dx);
-}
-
-Tensor relu_backward(const Tensor& y, const Tensor& dy) {
-  Tensor dx = Tensor::empty(y.shape(), y.dtype(), y.device());
-  relu_backward(y, dy, dx);
-  return dx;
-}
-
 Tensor reduce_all(ReduceOp op, const Tensor& x) {
   check_float(reduce_op_name(op), x);
   LN_CHECK(x.numel() > 0 || op == ReduceOp::sum || op == ReduceOp::mean, reduce_op_name(op),
            " of an empty tensor");
   Tensor out = Tensor::empty(Shape{}, DType::f32, x.device());
   if (x.numel() == 0) {
-    out.fill_(op == ReduceOp::sum ? 0.0 : std::nan(""));
+    fill_(out, op == ReduceOp::sum ? 0.0 : std::nan(""));
     return out;
   }
   LN_DISPATCH(x.device(), reduce, op, x, 1, x.numel(), 1, out);
@@ -219,7 +199,7 @@ Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes_in, boo
     Tensor out = Tensor::empty(Shape(next), DType::f32, x.device());
     if (out.numel() > 0) {
       if (r == 0) {
-        out.fill_(op == ReduceOp::sum ? 0.0 : std::nan(""));
+        fill_(out, op == ReduceOp::sum ? 0.0 : std::nan(""));
       } else {
         LN_DISPATCH(x.device(), reduce, op, cur, outer, r, inner, out);
       }
@@ -230,8 +210,56 @@ Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes_in, boo
     any = true;
     i = j - 1;
   }
-  if (!any) cur = x.to(DType::f32).clone();
+  if (!any) cur = to_dtype(x, DType::f32).clone();
   return cur.view(out_shape);
+}
+
+// ---- element-wise with gradients ------------------------------------------------------------------------------
+
+Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& dy) {
+  check_float(unary_op_name(op), dy, "output gradient");
+  check_same_shape(unary_op_name(op), x, dy);
+  check_same_shape(unary_op_name(op), y, dy);
+  check_same_dtype(unary_op_name(op), x, dy);
+  check_same_dtype(unary_op_name(op), y, dy);
+  Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
+  if (dx.numel() == 0) return dx;
+  LN_DISPATCH(dy.device(), unary_backward, op, x, y, dy, dx);
+  return dx;
+}
+
+Tensor scale_by(const Tensor& x, const Tensor& a) {
+  check_float("scale_by", x, "input");
+  check_scalar_f32("scale_by", a, "the scale");
+  check_same_device("scale_by", x, a);
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (y.numel() == 0) return y;
+  LN_DISPATCH(x.device(), scale_by, x, a, y);
+  return y;
+}
+
+Tensor broadcast_scalar(const Tensor& s, float scale, const Shape& shape, DType dtype) {
+  check_float("broadcast_scalar", s, "scalar");
+  LN_CHECK(s.numel() == 1, "broadcast_scalar: expected one element, got shape ", s.shape().str());
+  Tensor out = Tensor::empty(shape, dtype, s.device());
+  if (out.numel() == 0) return out;
+  LN_DISPATCH(s.device(), broadcast_scalar, s, scale, out);
+  return out;
+}
+
+// ---- dropout -----------------------------------------------------------------------------------------------------
+
+Tensor dropout_forward(const Tensor& x, float p, std::uint64_t seed, std::uint64_t stream) {
+  check_float("dropout", x, "input");
+  LN_CHECK(p >= 0.f && p <= 1.f, "dropout: probability must be in [0, 1], got ", p);
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (y.numel() == 0) return y;
+  LN_DISPATCH(x.device(), dropout, x, p, seed, stream, y);
+  return y;
+}
+
+Tensor dropout_backward(const Tensor& dy, float p, std::uint64_t seed, std::uint64_t stream) {
+  return dropout_forward(dy, p, seed, stream);  // the same mask and scale
 }
 
 }  // namespace livernet::kernels

@@ -1,4 +1,5 @@
 #include "layers/functional.h"
+#include "kernels/tensor_ops.h"
 
 #include <memory>
 
@@ -111,7 +112,6 @@ Tensor unary(kernels::UnaryOp op, const Tensor& x) {
 
 Tensor relu(const Tensor& x) { return F::unary(kernels::UnaryOp::relu, x); }
 Tensor sigmoid(const Tensor& x) { return F::unary(kernels::UnaryOp::sigmoid, x); }
-Tensor tanh(const Tensor& x) { return F::unary(kernels::UnaryOp::tanh, x); }
 
 namespace {
 // add, sub and mul (the differentiable element-wise products the models use).
@@ -264,12 +264,12 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
                         [](Node& n, S& s, const Tensor& g) {
                           std::vector<Tensor> out(3);
                           if (n.needs_input_grad(0))
-                            out[0] = kernels::matmul(g, false, s.w.dtype() == g.dtype() ? s.w : s.w.to(g.dtype()), false);
+                            out[0] = kernels::matmul(g, false, s.w.dtype() == g.dtype() ? s.w : to_dtype(s.w, g.dtype()), false);
                           if (n.needs_input_grad(1)) {
-                            Tensor dw = kernels::matmul(g, true, s.x.dtype() == g.dtype() ? s.x : s.x.to(g.dtype()), false);
-                            out[1] = dw.dtype() == s.w.dtype() ? dw : dw.to(s.w.dtype());
+                            Tensor dw = kernels::matmul(g, true, s.x.dtype() == g.dtype() ? s.x : to_dtype(s.x, g.dtype()), false);
+                            out[1] = dw.dtype() == s.w.dtype() ? dw : to_dtype(dw, s.w.dtype());
                           }
-                          if (n.needs_input_grad(2)) out[2] = kernels::sum(g, {0}).to(s.bias_dtype);
+                          if (n.needs_input_grad(2)) out[2] = to_dtype(kernels::sum(g, {0}), s.bias_dtype);
                           return out;
                         }),
            {x, w, bias});
@@ -385,13 +385,13 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
 
 Tensor cast(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
-  Tensor y = x.to(dtype);
+  Tensor y = to_dtype(x, dtype);
   if (any_requires_grad({x})) {
     struct S {
       DType from;
     };
     record(y, make_node("cast", S{x.dtype()}, [](Node&, S& s, const Tensor& g) {
-             return std::vector<Tensor>{g.to(s.from)};
+             return std::vector<Tensor>{to_dtype(g, s.from)};
            }),
            {x});
   }

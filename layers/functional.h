@@ -1,15 +1,15 @@
-// Differentiable operations: each computes its result with the raw kernels (kernels/ops.h,
+// Differentiable operations: each computes its result with the raw kernels (kernels/elementwise.h,
 // kernels/nn.h) and, when an input requires grad, records a Node holding exactly what its backward
-// needs (core/autograd.h). These are what layers and models are built from.
+// needs (autograd/autograd.h). These are what layers and models are built from.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "core/autograd.h"
+#include "autograd/autograd.h"
 #include "core/tensor.h"
 #include "kernels/nn.h"
-#include "kernels/ops.h"
+#include "kernels/elementwise.h"
 
 namespace livernet::F {
 
@@ -25,7 +25,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
                   bool training, float momentum, float eps, bool relu = false);
 Tensor relu(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
-Tensor tanh(const Tensor& x);
 Tensor unary(kernels::UnaryOp op, const Tensor& x);
 Tensor max_pool2d(const Tensor& x, const Pool2dParams& p);
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p);

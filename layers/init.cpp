@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/philox.h"
+#include "kernels/tensor_ops.h"
 
 namespace livernet::init {
 
@@ -13,7 +14,7 @@ std::atomic<std::uint64_t> g_stream{0};
 
 // Replaces w's values with host-computed ones (keeps its dtype and device).
 void assign(Tensor& w, const std::vector<float>& v) {
-  w.copy_(Tensor::from_vector(v, w.shape()));
+  copy_(w, Tensor::from_vector(v, w.shape()));
 }
 }  // namespace
 
@@ -33,11 +34,11 @@ std::pair<std::int64_t, std::int64_t> fans(const Shape& s) {
 }
 
 void normal_(Tensor& w, Rng rng, float mean, float std) {
-  w.copy_(Tensor::randn(w.shape(), rng.seed, rng.stream, mean, std));
+  copy_(w, randn(w.shape(), rng.seed, rng.stream, mean, std));
 }
 
 void uniform_(Tensor& w, Rng rng, float lo, float hi) {
-  w.copy_(Tensor::rand(w.shape(), rng.seed, rng.stream, lo, hi));
+  copy_(w, rand(w.shape(), rng.seed, rng.stream, lo, hi));
 }
 
 void kaiming_normal_(Tensor& w, Rng rng, FanMode mode, float gain) {
@@ -80,6 +81,6 @@ void trunc_normal_(Tensor& w, Rng rng, float mean, float std, float a, float b) 
   assign(w, v);
 }
 
-void constant_(Tensor& w, float value) { w.fill_(value); }
+void constant_(Tensor& w, float value) { fill_(w, value); }
 
 }  // namespace livernet::init

@@ -1,4 +1,5 @@
 #include "layers/layers.h"
+#include "kernels/tensor_ops.h"
 
 namespace livernet {
 
@@ -12,7 +13,7 @@ Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, int kernel_h
   init::kaiming_normal_(weight, init::next());
   register_parameter("weight", &weight);
   if (with_bias) {
-    bias = Tensor::zeros(Shape{out_channels});
+    bias = zeros(Shape{out_channels});
     register_parameter("bias", &bias);
   }
 }
@@ -26,13 +27,13 @@ BatchNorm2d::BatchNorm2d(std::int64_t channels, float eps_, float momentum_, boo
     : Module("BatchNorm2d"), eps(eps_), momentum(momentum_), scale(scale_), relu(relu_) {
   LN_CHECK(channels > 0, "BatchNorm2d: channels must be positive");
   if (scale) {
-    weight = Tensor::ones(Shape{channels});
+    weight = ones(Shape{channels});
     register_parameter("weight", &weight);
   }
-  bias = Tensor::zeros(Shape{channels});
+  bias = zeros(Shape{channels});
   register_parameter("bias", &bias);
-  running_mean = Tensor::zeros(Shape{channels});
-  running_var = Tensor::ones(Shape{channels});
+  running_mean = zeros(Shape{channels});
+  running_var = ones(Shape{channels});
   register_buffer("running_mean", &running_mean);
   register_buffer("running_var", &running_var);
 }
@@ -58,7 +59,7 @@ Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool with_bi
   init::xavier_uniform_(weight, init::next());  // Keras' Dense default (the paper's code is Keras)
   register_parameter("weight", &weight);
   if (with_bias) {
-    bias = Tensor::zeros(Shape{out_features});
+    bias = zeros(Shape{out_features});
     register_parameter("bias", &bias);
   }
 }
@@ -92,7 +93,7 @@ Tensor Concat::forward(const Tensor& x) {
 
 Residual::Residual(std::shared_ptr<Module> blk, float a_init, bool learnable) : Module("Residual") {
   block = register_module("block", std::move(blk));
-  a = Tensor::full(Shape{1}, a_init);
+  a = full(Shape{1}, a_init);
   if (learnable) register_parameter("alpha", &a);
   else register_buffer("alpha", &a);
 }

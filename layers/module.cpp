@@ -8,25 +8,18 @@ std::string join(const std::string& prefix, const std::string& name) {
 }
 }  // namespace
 
-std::vector<Module::Named> Module::named_parameters(const std::string& prefix) {
+std::vector<Module::Named> Module::named(NamedList Module::*list, const std::string& prefix) {
   std::vector<Named> out;
-  for (auto& [n, t] : params_) out.push_back({join(prefix, n), t});
+  for (auto& [n, t] : this->*list) out.push_back({join(prefix, n), t});
   for (auto& [n, c] : children_) {
-    auto sub = c->named_parameters(join(prefix, n));
+    auto sub = c->named(list, join(prefix, n));
     out.insert(out.end(), sub.begin(), sub.end());
   }
   return out;
 }
 
-std::vector<Module::Named> Module::named_buffers(const std::string& prefix) {
-  std::vector<Named> out;
-  for (auto& [n, t] : buffers_) out.push_back({join(prefix, n), t});
-  for (auto& [n, c] : children_) {
-    auto sub = c->named_buffers(join(prefix, n));
-    out.insert(out.end(), sub.begin(), sub.end());
-  }
-  return out;
-}
+std::vector<Module::Named> Module::named_parameters(const std::string& prefix) { return named(&Module::params_, prefix); }
+std::vector<Module::Named> Module::named_buffers(const std::string& prefix) { return named(&Module::buffers_, prefix); }
 
 std::vector<Module::Named> Module::named_state(const std::string& prefix) {
   std::vector<Named> out = named_parameters(prefix);

@@ -15,10 +15,7 @@ namespace livernet {
 
 class Module {
  public:
-  struct Named {
-    std::string name;
-    Tensor* tensor;
-  };
+  using Named = NamedTensor;
 
   explicit Module(std::string type_name) : type_name_(std::move(type_name)) {}
   virtual ~Module() = default;
@@ -67,8 +64,12 @@ class Module {
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
 
  private:
+  using NamedList = std::vector<std::pair<std::string, Tensor*>>;
+  // The tensors of `list` (params_ or buffers_) here and in every child, with dotted names.
+  std::vector<Named> named(NamedList Module::*list, const std::string& prefix);
+
   std::string type_name_;
-  std::vector<std::pair<std::string, Tensor*>> params_, buffers_;
+  NamedList params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
   bool frozen_ = false;

@@ -8,30 +8,6 @@
 
 namespace livernet {
 
-const char* flavour_name(Flavour f) { return f == Flavour::keras ? "keras" : "torchvision"; }
-
-Flavour parse_flavour(const std::string& s) {
-  if (s == "keras") return Flavour::keras;
-  if (s == "torchvision") return Flavour::torchvision;
-  LN_FAIL("unknown flavour '", s, "' (expected keras or torchvision)");
-}
-
-const char* residual_mode_name(ResidualMode m) {
-  switch (m) {
-    case ResidualMode::none: return "none";
-    case ResidualMode::identity: return "identity";
-    case ResidualMode::projection: return "projection";
-  }
-  return "?";
-}
-
-ResidualMode parse_residual_mode(const std::string& s) {
-  if (s == "none") return ResidualMode::none;
-  if (s == "identity") return ResidualMode::identity;
-  if (s == "projection") return ResidualMode::projection;
-  LN_FAIL("unknown residual mode '", s, "' (expected none, identity or projection)");
-}
-
 void ModelConfig::validate() const {
   LN_CHECK(arch == "paper" || arch == "inception_v3", "model: unknown arch '", arch, "' (expected paper or inception_v3)");
   LN_CHECK(num_classes == 0 || num_classes >= 2, "model: num_classes must be >= 2 (or 0 for no classifier), got ",
@@ -46,11 +22,20 @@ void ModelConfig::validate() const {
   LN_CHECK(input_size == 0 || input_size >= 75, "model: input_size must be >= 75 (or 0), got ", input_size);
 }
 
+ModelConfig ModelConfig::plain_inception_v3(Flavour flavour, int num_classes) {
+  ModelConfig c;
+  c.arch = "inception_v3";
+  c.flavour = flavour;
+  c.residual = ResidualMode::none;
+  c.num_classes = num_classes;
+  return c;
+}
+
 std::string ModelConfig::to_json() const {
   nlohmann::json j;
   j["arch"] = arch;
-  j["flavour"] = flavour_name(flavour);
-  j["residual"] = residual_mode_name(residual);
+  j["flavour"] = choice_name(flavour);
+  j["residual"] = choice_name(residual);
   j["residual_learnable"] = residual_learnable;
   j["residual_init"] = residual_init;
   j["head_hidden"] = head_hidden;
@@ -80,8 +65,8 @@ ModelConfig ModelConfig::from_json(const std::string& text) {
   ModelConfig c;
   try {
     if (j.contains("arch")) c.arch = j["arch"].get<std::string>();
-    if (j.contains("flavour")) c.flavour = parse_flavour(j["flavour"].get<std::string>());
-    if (j.contains("residual")) c.residual = parse_residual_mode(j["residual"].get<std::string>());
+    if (j.contains("flavour")) c.flavour = parse_choice<Flavour>("flavour", j["flavour"].get<std::string>());
+    if (j.contains("residual")) c.residual = parse_choice<ResidualMode>("residual", j["residual"].get<std::string>());
     if (j.contains("residual_learnable")) c.residual_learnable = j["residual_learnable"].get<bool>();
     if (j.contains("residual_init")) c.residual_init = j["residual_init"].get<float>();
     if (j.contains("head_hidden")) c.head_hidden = j["head_hidden"].get<std::vector<int>>();

@@ -2,13 +2,24 @@
 // and the classifier head. Stored as JSON in every weight file and checkpoint.
 #pragma once
 
+#include <array>
 #include <string>
 #include <vector>
+
+#include "core/choices.h"
 
 namespace livernet {
 
 enum class Flavour { keras, torchvision };
 enum class ResidualMode { none, identity, projection };
+template <>
+struct Choices<Flavour> {
+  static constexpr std::array<const char*, 2> names{"keras", "torchvision"};
+};
+template <>
+struct Choices<ResidualMode> {
+  static constexpr std::array<const char*, 3> names{"none", "identity", "projection"};
+};
 
 struct ModelConfig {
   // "paper": InceptionV3 + residual shortcuts + FC head (the paper's model, our default).
@@ -42,13 +53,11 @@ struct ModelConfig {
   // JSON round trip; from_json rejects unknown keys and bad values with a clear message.
   std::string to_json() const;
   static ModelConfig from_json(const std::string& json);
+  // The plain InceptionV3 of `flavour` (arch inception_v3, no shortcuts, one fc of num_classes; 0: none).
+  static ModelConfig plain_inception_v3(Flavour flavour, int num_classes);
   // Throws Error when a field is out of range.
   void validate() const;
 };
 
-const char* flavour_name(Flavour f);
-Flavour parse_flavour(const std::string& s);
-const char* residual_mode_name(ResidualMode m);
-ResidualMode parse_residual_mode(const std::string& s);
 
 }  // namespace livernet

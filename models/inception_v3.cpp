@@ -1,4 +1,5 @@
 #include "models/inception_v3.h"
+#include "kernels/tensor_ops.h"
 
 namespace livernet {
 
@@ -10,7 +11,7 @@ Shortcut::Shortcut(std::int64_t in_channels, std::int64_t out_channels, bool red
                    bool learnable, float bn_eps, float bn_momentum)
     : Module("Shortcut"), reduces_(reduces) {
   LN_CHECK(project || (in_channels == out_channels && !reduces), "Shortcut: an identity shortcut needs equal shapes");
-  alpha = Tensor::full(Shape{1}, a_init);
+  alpha = full(Shape{1}, a_init);
   if (learnable) register_parameter("alpha", &alpha);
   else register_buffer("alpha", &alpha);
   if (project) {

@@ -2,9 +2,10 @@
 
 #include <cmath>
 
-#include "core/autograd.h"
-#include "kernels/ops.h"
-#include "kernels/optim_ops.h"
+#include "autograd/autograd.h"
+#include "kernels/elementwise.h"
+#include "kernels/optim.h"
+#include "kernels/tensor_ops.h"
 
 namespace livernet {
 
@@ -53,7 +54,7 @@ void Optimizer::zero_grad() {
 namespace {
 Tensor grad_f32(const Tensor& p) {
   Tensor g = p.grad();
-  return g.dtype() == DType::f32 ? g : g.to(DType::f32);
+  return g.dtype() == DType::f32 ? g : to_dtype(g, DType::f32);
 }
 }  // namespace
 
@@ -73,7 +74,7 @@ void SGD::update(const std::vector<std::size_t>& active, const Tensor& found_inf
     const Tensor& p = *params_[i].tensor;
     const bool first = o_.momentum != 0.f && !buf_[i].defined();
     if (first) {
-      buf_[i] = Tensor::zeros(p.shape(), DType::f32, p.device());
+      buf_[i] = zeros(p.shape(), DType::f32, p.device());
       created_state(i);
     }
     params.push_back(p);
@@ -117,8 +118,8 @@ void Adam::update(const std::vector<std::size_t>& active, const Tensor& found_in
   for (std::size_t i : active) {
     const Tensor& p = *params_[i].tensor;
     if (!m_[i].defined()) {
-      m_[i] = Tensor::zeros(p.shape(), DType::f32, p.device());
-      v_[i] = Tensor::zeros(p.shape(), DType::f32, p.device());
+      m_[i] = zeros(p.shape(), DType::f32, p.device());
+      v_[i] = zeros(p.shape(), DType::f32, p.device());
       created_state(i);
     }
     params.push_back(p);

@@ -1,7 +1,7 @@
 // Optimizers over named f32 parameters: SGD (momentum, Nesterov), Adam, AdamW (decoupled weight decay).
 // Weight decay skips biases and normalisation/scale parameters (every tensor with fewer than 2
 // dimensions) by default. A step updates all parameters with multi-tensor kernels
-// (kernels/optim_ops.h): a few launches for the whole model, not one per parameter.
+// (kernels/optim.h): a few launches for the whole model, not one per parameter.
 // State (moments, momentum buffers, step count) is exposed by name for checkpoints.
 #pragma once
 
@@ -15,10 +15,7 @@
 
 namespace livernet {
 
-struct NamedParam {
-  std::string name;
-  Tensor* tensor;
-};
+using NamedParam = NamedTensor;  // the same type as Module::Named: model.named_parameters() goes in as it is
 
 class Optimizer {
  public:

@@ -16,17 +16,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 args=("$@")
 rev=HEAD worktree=0 full=0 keep=0
-while (($#)); do
-  case "$1" in
-    --rev) rev="$2"; shift ;;
-    --worktree) worktree=1 ;;
-    --full) full=1 ;;
-    --keep) keep=1 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "check_fresh.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
-  esac
-  shift
-done
+. "$here/scripts/lib/options.sh"
+parse_options "rev" "worktree full keep" "$@"
 if [[ $(id -u) -ne 0 ]]; then
   command -v sudo >/dev/null || { echo "check_fresh.sh: needs root (or sudo) for chroot and mounts" >&2; exit 1; }
   exec sudo -E "$0" "${args[@]}"

@@ -8,16 +8,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 patients=60 epochs="" output="$here/runs/demo" setup_args=()
-while (($#)); do
-  case "$1" in
-    --patients) patients="$2"; shift ;;
-    --epochs) epochs="$2"; shift ;;
-    --output) output="$2"; shift ;;
-    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) setup_args+=("$1") ;;
-  esac
-  shift
-done
+. "$here/scripts/lib/options.sh"
+PASS_THROUGH=setup_args parse_options "patients epochs output" "" "$@"
 "$here/scripts/setup.sh" --build-dir "$here/build" --targets "info make_phantoms train evaluate predict" "${setup_args[@]}"
 echo
 "$here/build/tools/info" | sed -n '1,6p'

@@ -27,20 +27,8 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 prebuilt="" build="" out="${OUT:-$here/gpu-check-out}" budget=330 steps="bench,trace,tests,e2e,sanitize"
 batches="64 128" iters=10
-while (($#)); do
-  case "$1" in
-    --prebuilt) prebuilt="$2"; shift ;;
-    --build) build="$2"; shift ;;
-    --out) out="$2"; shift ;;
-    --budget) budget="$2"; shift ;;
-    --steps) steps="$2"; shift ;;
-    --batches) batches="$2"; shift ;;
-    --iters) iters="$2"; shift ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "gpu_check.sh: unknown option '$1'" >&2; exit 2 ;;
-  esac
-  shift
-done
+. "$here/scripts/lib/options.sh"
+parse_options "prebuilt build out budget steps batches iters" "" "$@"
 mkdir -p "$out" && out=$(cd "$out" && pwd)
 logs="$out/logs" && mkdir -p "$logs"
 t0=$(date +%s)

@@ -16,23 +16,8 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="" out="" device="" budget="" epochs=3 patients=24 precision=auto size=299 name="" work=""
-while (($#)); do
-  case "$1" in
-    --build) build="$2"; shift ;;
-    --out) out="$2"; shift ;;
-    --device) device="$2"; shift ;;
-    --budget) budget="$2"; shift ;;
-    --epochs) epochs="$2"; shift ;;
-    --patients) patients="$2"; shift ;;
-    --precision) precision="$2"; shift ;;
-    --size) size="$2"; shift ;;
-    --name) name="$2"; shift ;;
-    --work) work="$2"; shift ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "gpu_e2e.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
-  esac
-  shift
-done
+. "$here/scripts/lib/options.sh"
+parse_options "build out device budget epochs patients precision size name work" "" "$@"
 [[ -n $build && -n $out && $device =~ ^(cpu|cuda(:[0-9]+)?)$ ]] ||
   { echo "gpu_e2e.sh: needs --build DIR --out DIR --device cuda|cpu (see --help)" >&2; exit 2; }
 [[ $precision =~ ^(auto|f32|bf16|f16)$ ]] || { echo "gpu_e2e.sh: --precision must be auto, f32, bf16 or f16" >&2; exit 2; }

@@ -14,7 +14,7 @@ import sys
 
 EPOCH = re.compile(r"^fold (\d+)/(\d+) epoch (\d+)/(\d+): train loss (\S+), val loss (\S+) acc (\S+) auc (\S+), "
                    r"lr (\S+), ([\d.]+) img/s, data wait (\d+)%, (\S+)( \(run [^)]*\))?$")
-# Markers that tools/common/report.cpp writes for each section of report.html.
+# Markers that train/report.cpp writes for each section of report.html.
 REPORT_SECTIONS = {
     "metrics_table": "<h2>Metrics</h2>",
     "paper_and_trivial_rule": "<h2>Beside the paper and a trivial rule</h2>",
@@ -26,7 +26,7 @@ REPORT_SECTIONS = {
 }
 
 
-def seconds(text):  # tools/common/progress.cpp format_duration: 12s, 1m05s, 2h03m
+def seconds(text):  # train/progress.cpp format_duration: 12s, 1m05s, 2h03m
     m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text or "")
     return None if not m or not text else int(m[1] or 0) * 3600 + int(m[2] or 0) * 60 + int(m[3] or 0)
 

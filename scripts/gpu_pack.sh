@@ -15,17 +15,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 arch=90 build_dir=build-gpu baseline="" out="$here/deps/gpu/livernet-gpu.tar.xz"
-while (($#)); do
-  case "$1" in
-    --arch) arch="$2"; shift ;;
-    --build-dir) build_dir="$2"; shift ;;
-    --baseline) baseline="$2"; shift ;;
-    --out) out="$2"; shift ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "gpu_pack.sh: unknown option '$1'" >&2; exit 2 ;;
-  esac
-  shift
-done
+. "$here/scripts/lib/options.sh"
+parse_options "arch build-dir baseline out" "" "$@"
 export PATH="/usr/local/cuda/bin:$PATH"
 "$here/scripts/setup.sh" --deps-only >/dev/null
 
@@ -47,14 +38,13 @@ done
 if [[ -n $baseline ]]; then
   wt=$(mktemp -d /tmp/livernet-base.XXXX)
   git -C "$here" worktree add --detach "$wt" "$baseline" >/dev/null
-  # The baseline's sources with this commit's build files (only the shared-library option differs).
-  cp "$here/CMakeLists.txt" "$wt/CMakeLists.txt"
-  cp "$here/tools/CMakeLists.txt" "$wt/tools/CMakeLists.txt"
+  # The baseline with its own build files (a baseline older than LIVERNET_SHARED_LIBS builds static).
   configure_and_build "$wt" "$wt/build-base" bench
   mkdir -p "$stage/build-base/tools"
   cp "$wt/build-base/tools/bench" "$stage/build-base/tools/"
   cp "$wt"/build-base/*.so* "$wt"/build-base/tools/*.so* "$stage/build-base/" 2>/dev/null || true
-  # bench's $ORIGIN run path points at ../ for liblivernet.so: keep the same shape.
+  # Baselines from before the floor libraries: bench's $ORIGIN run path points at ../ for liblivernet.so
+  # and at tools/ for liblivernet_tools.so; keep that shape.
   mv "$stage"/build-base/liblivernet_tools.so* "$stage/build-base/tools/" 2>/dev/null || true
   git -C "$here" rev-parse "$baseline" > "$stage/build-base/REVISION"
   git -C "$here" worktree remove --force "$wt"

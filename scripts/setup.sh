@@ -20,23 +20,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 deps_only=0 test_deps=0 fuzz_deps=0 build_dir="" build_type="" cuda="AUTO" cuda_arch="" sanitize=0 jobs="$(nproc)" targets=""
-while (($#)); do
-  case "$1" in
-    --deps-only) deps_only=1 ;;
-    --test-deps) test_deps=1 ;;
-    --fuzz-deps) fuzz_deps=1 ;;
-    --build-dir) build_dir="$2"; shift ;;
-    --build-type) build_type="$2"; shift ;;
-    --cuda) cuda="$2"; shift ;;
-    --cuda-arch) cuda_arch="$2"; shift ;;
-    --sanitize) sanitize=1 ;;
-    --jobs) jobs="$2"; shift ;;
-    --targets) targets="$2"; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
-  esac
-  shift
-done
+. "$here/scripts/lib/options.sh"
+parse_options "build-dir build-type cuda cuda-arch jobs targets" "deps-only test-deps fuzz-deps sanitize" "$@"
 
 # ocl-icd-opencl-dev: Debian builds oneDNN with its OpenCL runtime, and libdnnl-dev's CMake config calls
 # find_package(OpenCL) whatever the user needs, but the package only recommends the OpenCL headers and

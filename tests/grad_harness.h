@@ -14,8 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "core/autograd.h"
+#include "autograd/autograd.h"
 #include "core/tensor.h"
+#include "kernels/tensor_ops.h"
 #include "test_util.h"
 
 namespace livernet::testing {
@@ -40,7 +41,7 @@ inline std::string grad_case_name(const ::testing::TestParamInfo<GradCase>& info
 inline std::vector<Tensor> make_grad_inputs(const GradCase& c, Device d) {
   std::vector<Tensor> in;
   for (std::size_t i = 0; i < c.input_shapes.size(); ++i) {
-    Tensor t = Tensor::randn(c.input_shapes[i], 500 + i, 1);
+    Tensor t = randn(c.input_shapes[i], 500 + i, 1);
     if (c.input_transform) {
       std::vector<float> v = t.to_vector<float>();
       for (float& x : v) x = static_cast<float>(c.input_transform(x));
@@ -59,9 +60,9 @@ inline std::vector<Tensor> analytic_grads(const GradCase& c, std::vector<Tensor>
   for (Tensor& t : in)
     if (t.requires_grad()) t.set_grad(Tensor());
   Tensor y = c.fn(in);
-  const Tensor seed = Tensor::randn(y.shape(), 99, 0).to(y.device()).to(y.dtype());
+  const Tensor seed = to_dtype(randn(y.shape(), 99, 0).to(y.device()), y.dtype());
   if (seed_out) *seed_out = seed;
-  y.backward(seed);
+  backward(y, seed);
   std::vector<Tensor> g;
   for (Tensor& t : in) g.push_back(t.requires_grad() ? t.grad() : Tensor());
   return g;
@@ -113,7 +114,7 @@ inline void run_gradient_gpu_parity(const GradCase& c, DType dtype = DType::f32)
         if (i < c.stays_f32.size() && c.stays_f32[i]) continue;
         Tensor& t = (*v)[i];
         const bool rg = t.requires_grad();
-        t = t.to(dtype);
+        t = to_dtype(t, dtype);
         if (rg) t.requires_grad_();
       }
   }

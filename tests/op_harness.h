@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/tensor_ops.h"
 #include "test_util.h"
 
 namespace livernet::testing {
@@ -38,13 +39,13 @@ inline std::string op_case_name(const ::testing::TestParamInfo<OpCase>& info) { 
 inline std::vector<Tensor> make_inputs(const OpCase& c, DType dtype) {
   std::vector<Tensor> in;
   for (std::size_t i = 0; i < c.input_shapes.size(); ++i) {
-    Tensor t = Tensor::randn(c.input_shapes[i], /*seed=*/1000 + i, /*stream=*/0);
+    Tensor t = randn(c.input_shapes[i], /*seed=*/1000 + i, /*stream=*/0);
     if (c.input_transform) {
       std::vector<float> v = t.to_vector<float>();
       for (float& x : v) x = static_cast<float>(c.input_transform(x));
       t = Tensor::from_vector(v, c.input_shapes[i]);
     }
-    in.push_back(t.to(dtype));
+    in.push_back(to_dtype(t, dtype));
   }
   return in;
 }
@@ -92,8 +93,10 @@ inline void run_gpu_parity_case(const OpCase& c) {
 
 }  // namespace livernet::testing
 
-// Registers a table of OpCase rows under `suite` for both checks.
+// Registers a table of OpCase rows under `suite` for both checks (test suites suite##Forward, suite##Gpu).
 #define LN_OP_TABLE(suite, cases_fn)                                                                        \
+  class suite##Forward : public ::livernet::testing::OpForward {};                                         \
+  class suite##Gpu : public ::livernet::testing::OpGpuParity {};                                           \
   TEST_P(suite##Forward, MatchesFloat64Reference) { ::livernet::testing::run_forward_case(GetParam()); }  \
   TEST_P(suite##Gpu, MatchesCpu) {                                                                         \
     LN_REQUIRE_CUDA();                                                                                     \

@@ -7,7 +7,8 @@
 #include "core/allocator.h"
 #include "core/tensor.h"
 #include "core/work_counters.h"
-#include "kernels/ops.h"
+#include "kernels/elementwise.h"
+#include "kernels/tensor_ops.h"
 #include "test_util.h"
 
 using namespace livernet;
@@ -134,7 +135,7 @@ TEST(CpuAllocator, TensorsReleaseTheirMemory) {
   Allocator& cpu = cpu_allocator();
   const std::int64_t before = cpu.stats().allocated_bytes;
   {
-    Tensor t = Tensor::zeros(Shape{1000, 1000});
+    Tensor t = zeros(Shape{1000, 1000});
     EXPECT_GE(cpu.stats().allocated_bytes - before, 4'000'000);
     Tensor view = t.reshape({-1});
     t = Tensor();
@@ -149,7 +150,7 @@ TEST(CudaAllocator, CachesDeviceMemory) {
   g.empty_cache();
   const AllocatorStats s0 = g.stats();
   for (int i = 0; i < 5; ++i) {
-    Tensor t = Tensor::zeros(Shape{256, 1024}, DType::f32, Device::cuda());
+    Tensor t = zeros(Shape{256, 1024}, DType::f32, Device::cuda());
   }
   const AllocatorStats s1 = g.stats();
   EXPECT_EQ(s1.num_raw_allocs - s0.num_raw_allocs, 1) << "one cudaMalloc, then reuse";
@@ -194,12 +195,12 @@ TEST(CachingAllocator, ReleasedPoolReturnsItsBlocksAndIsNeverReusedByOthers) {
 }
 
 TEST(PinnedCopy, CpuTargetCopiesAtOnceAndNeedsMatchingTensors) {
-  const Tensor src = Tensor::arange(0, 10);
-  Tensor dst = Tensor::zeros(Shape{10});
+  const Tensor src = arange(0, 10);
+  Tensor dst = zeros(Shape{10});
   PendingCopy c = copy_from_pinned(dst, src);
   c.wait();
   EXPECT_EQ(dst.to_vector<float>(), src.to_vector<float>());
-  Tensor wrong = Tensor::zeros(Shape{9});
+  Tensor wrong = zeros(Shape{9});
   EXPECT_THROW(copy_from_pinned(wrong, src), Error);
 }
 

@@ -2,8 +2,9 @@
 // routing, summing at shared inputs, seeds, errors, graph release and NoGradGuard.
 #include <gtest/gtest.h>
 
-#include "core/autograd.h"
-#include "kernels/ops.h"
+#include "autograd/autograd.h"
+#include "kernels/elementwise.h"
+#include "kernels/tensor_ops.h"
 #include "test_util.h"
 
 using namespace livernet;
@@ -67,10 +68,10 @@ TEST(Autograd, ChainRuleAndLeafAccumulation) {
   Tensor y = kernels::sum(square(scale(x, 3.f)));  // raw sum: not recorded
   EXPECT_FALSE(y.requires_grad());
   Tensor z = square(scale(x, 3.f));                // z_i = 9 x_i^2
-  z.backward(Tensor::ones(Shape{3}));
+  backward(z, ones(Shape{3}));
   EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{18.f, -36.f, 54.f}));
   // A second graph accumulates into the same .grad.
-  scale(x, 2.f).backward(Tensor::ones(Shape{3}));
+  backward(scale(x, 2.f), ones(Shape{3}));
   EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{20.f, -34.f, 56.f}));
 }
 
@@ -78,18 +79,18 @@ TEST(Autograd, TensorUsedTwiceGetsTheSumOfBothGradients) {
   Tensor x = Tensor::from_vector<float>({2.f}, Shape{1}).requires_grad_();
   Tensor h = scale(x, 5.f);
   Tensor y = add(h, scale(h, 3.f));  // y = 5x + 15x: h feeds two paths, the add node aliases its gradient
-  y.backward();
+  backward(y);
   EXPECT_FLOAT_EQ(x.grad().item(), 20.f);
   Tensor w = Tensor::from_vector<float>({1.f, 1.f}, Shape{2}).requires_grad_();
-  add(w, w).backward(Tensor::ones(Shape{2}));
+  backward(add(w, w), ones(Shape{2}));
   EXPECT_EQ(w.grad().to_vector<float>(), (std::vector<float>{2.f, 2.f}));
 }
 
 TEST(Autograd, NonScalarNeedsSeedAndErrorsNameTheOp) {
-  Tensor x = Tensor::ones(Shape{2, 2}).requires_grad_();
+  Tensor x = ones(Shape{2, 2}).requires_grad_();
   Tensor y = square(x);
   try {
-    y.backward();
+    backward(y);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("test_square"), std::string::npos) << e.what();
@@ -97,13 +98,13 @@ TEST(Autograd, NonScalarNeedsSeedAndErrorsNameTheOp) {
   }
   Tensor n = scale(argmax_like(x), 2.f);
   try {
-    n.backward(Tensor::ones(Shape{2, 2}));
+    backward(n, ones(Shape{2, 2}));
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'test_argmax', which is not differentiable"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(Tensor::ones(Shape{1}).backward(), Error) << "nothing requires grad";
-  EXPECT_THROW(y.backward(Tensor::ones(Shape{3})), Error) << "seed of the wrong shape";
+  EXPECT_THROW(backward(ones(Shape{1})), Error) << "nothing requires grad";
+  EXPECT_THROW(backward(y, ones(Shape{3})), Error) << "seed of the wrong shape";
 }
 
 TEST(Autograd, GraphIsFreedAfterBackwardUnlessRetained) {
@@ -112,13 +113,13 @@ TEST(Autograd, GraphIsFreedAfterBackwardUnlessRetained) {
   auto node = std::static_pointer_cast<SquareNode>(y.grad_fn());
   std::weak_ptr<Node> weak = node;
   node.reset();
-  y.backward(Tensor::ones(Shape{2}), /*retain_graph=*/true);
+  backward(y, ones(Shape{2}), /*retain_graph=*/true);
   EXPECT_TRUE(std::static_pointer_cast<SquareNode>(y.grad_fn())->holds_saved());
-  y.backward(Tensor::ones(Shape{2}));
+  backward(y, ones(Shape{2}));
   EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{4.f, 8.f}));
   EXPECT_FALSE(std::static_pointer_cast<SquareNode>(y.grad_fn())->holds_saved()) << "saved tensors released";
   try {
-    y.backward(Tensor::ones(Shape{2}));
+    backward(y, ones(Shape{2}));
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("second time"), std::string::npos) << e.what();
@@ -128,7 +129,7 @@ TEST(Autograd, GraphIsFreedAfterBackwardUnlessRetained) {
 }
 
 TEST(Autograd, NoGradGuardRecordsNothing) {
-  Tensor x = Tensor::ones(Shape{3}).requires_grad_();
+  Tensor x = ones(Shape{3}).requires_grad_();
   {
     NoGradGuard guard;
     EXPECT_FALSE(grad_enabled());
@@ -141,15 +142,15 @@ TEST(Autograd, NoGradGuardRecordsNothing) {
 }
 
 TEST(Autograd, LeafGradientsAccumulateInTheLeafDtype) {
-  Tensor w = Tensor::ones(Shape{4}).requires_grad_();  // f32 master weight
-  Tensor w16 = w.to(DType::bf16);                       // raw cast: a new leaf, not connected
+  Tensor w = ones(Shape{4}).requires_grad_();  // f32 master weight
+  Tensor w16 = to_dtype(w, DType::bf16);                       // raw cast: a new leaf, not connected
   EXPECT_FALSE(w16.requires_grad());
-  EXPECT_THROW(Tensor::zeros(Shape{2}, DType::i32).requires_grad_(), Error);
+  EXPECT_THROW(zeros(Shape{2}, DType::i32).requires_grad_(), Error);
   // A bf16 gradient arriving at an f32 leaf is accumulated in f32.
   Tensor y = scale(w, 0.1f);
-  y.backward(Tensor::ones(Shape{4}));
+  backward(y, ones(Shape{4}));
   y = scale(w, 0.1f);
-  y.backward(Tensor::ones(Shape{4}));
+  backward(y, ones(Shape{4}));
   EXPECT_EQ(w.grad().dtype(), DType::f32);
   for (float g : w.grad().to_vector<float>()) EXPECT_FLOAT_EQ(g, 0.2f);
 }
@@ -176,12 +177,12 @@ class FreshGradNode final : public Node {
 
 TEST(Autograd, FreshLeafGradientIsKeptWithoutACopyButAliasedOnesAreCopied) {
   for (bool keep : {false, true}) {
-    Tensor x = Tensor::full(Shape{4}, 1.0);
+    Tensor x = full(Shape{4}, 1.0);
     x.requires_grad_();
     Tensor y = kernels::scale(x, 3.f);
     auto node = std::make_shared<FreshGradNode>(keep);
     record(y, node, {x});
-    y.backward(Tensor::ones(Shape{4}));
+    backward(y, ones(Shape{4}));
     ASSERT_TRUE(x.grad().defined());
     EXPECT_EQ(x.grad().to_vector<float>(), std::vector<float>(4, 3.f));
     if (!keep) {
@@ -191,7 +192,7 @@ TEST(Autograd, FreshLeafGradientIsKeptWithoutACopyButAliasedOnesAreCopied) {
       // A second backward accumulates into the leaf's gradient, never into the node's tensor.
       Tensor y2 = kernels::scale(x, 3.f);
       record(y2, std::make_shared<FreshGradNode>(false), {x});
-      y2.backward(Tensor::ones(Shape{4}));
+      backward(y2, ones(Shape{4}));
       EXPECT_EQ(x.grad().to_vector<float>(), std::vector<float>(4, 6.f));
       EXPECT_EQ(node->kept.to_vector<float>(), std::vector<float>(4, 3.f));
     }
@@ -200,14 +201,14 @@ TEST(Autograd, FreshLeafGradientIsKeptWithoutACopyButAliasedOnesAreCopied) {
 
 TEST(Autograd, AliasedGradientsToTwoLeavesAreIndependent) {
   // AddNode hands the same tensor to both inputs: each leaf must own separate memory.
-  Tensor a = Tensor::full(Shape{3}, 1.0), b = Tensor::full(Shape{3}, 2.0);
+  Tensor a = full(Shape{3}, 1.0), b = full(Shape{3}, 2.0);
   a.requires_grad_();
   b.requires_grad_();
   Tensor y = add(a, b);
-  y.backward(Tensor::full(Shape{3}, 5.0));
+  backward(y, full(Shape{3}, 5.0));
   EXPECT_FALSE(a.grad().shares_memory_with(b.grad()));
   Tensor z = add(a, a);  // and a tensor used twice through one node gets the sum, added in place safely
-  z.backward(Tensor::full(Shape{3}, 1.0));
+  backward(z, full(Shape{3}, 1.0));
   EXPECT_EQ(a.grad().to_vector<float>(), std::vector<float>(3, 7.f));
   EXPECT_EQ(b.grad().to_vector<float>(), std::vector<float>(3, 5.f));
 }
@@ -228,15 +229,15 @@ TEST(Autograd, Bf16GradientSumIsTheF32SumRoundedOnce) {
   // Two bf16 gradients meeting at a bf16 input: one f32 addition, rounded to bf16 once (what the old
   // cast-add-cast sequence gave, now one in-place kernel).
   const std::vector<float> ga = {1.f, 1e-3f, -3.140625f, 255.f, 7.f}, gb = {0.00390625f, 1.f, 1e-2f, 1.f, -7.f};
-  Tensor x = Tensor::zeros(Shape{5}, DType::bf16);
+  Tensor x = zeros(Shape{5}, DType::bf16);
   x.requires_grad_();
   Tensor h = scale(x, 1.f);  // a non-leaf bf16 tensor that two paths read
   Tensor a = scale(h, 1.f), b = scale(h, 1.f);
-  Tensor root = Tensor::zeros(Shape{5}, DType::bf16);
+  Tensor root = zeros(Shape{5}, DType::bf16);
   record(root, std::make_shared<SplitNode>(Tensor::from_vector(std::vector<bf16>(ga.begin(), ga.end()), Shape{5}),
                                            Tensor::from_vector(std::vector<bf16>(gb.begin(), gb.end()), Shape{5})),
          {a, b});
-  root.backward(Tensor::ones(Shape{5}, DType::bf16));
+  backward(root, ones(Shape{5}, DType::bf16));
   ASSERT_EQ(x.grad().dtype(), DType::bf16);
   const std::vector<float> got = x.grad().to_vector<float>();
   for (int i = 0; i < 5; ++i) {

@@ -24,14 +24,15 @@
 
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dctk.h"
-#include "io/dataset.h"
+#include "data/dataset.h"
 #include "io/hdf5.h"
 #include "io/image.h"
-#include "io/nifti.h"
-#include "io/weights.h"
+#include "ct/nifti.h"
+#include "kernels/tensor_ops.h"
+#include "models/weights.h"
 #include "models/inception_v3.h"
 #include "test_util.h"
-#include "tools/common/train_config.h"
+#include "train/train_config.h"
 
 using namespace livernet;
 namespace fs = std::filesystem;
@@ -194,30 +195,30 @@ void declare_huge_dataset(const std::string& path, const std::string& name, std:
 }
 
 // A copy of the phantom dataset with one part replaced by `edit`.
-void edited_phantoms(const std::string& dst, const std::function<void(io::H5File&, const io::Dataset&)>& edit) {
-  const io::Dataset d = io::load_dataset_h5(phantoms());
+void edited_phantoms(const std::string& dst, const std::function<void(io::H5File&, const data::Dataset&)>& edit) {
+  const data::Dataset d = data::load_dataset_h5(phantoms());
   fs::create_directories(fs::path(dst).parent_path());
   fs::copy_file(phantoms(), dst, fs::copy_options::overwrite_existing);
   io::H5File f = io::H5File::open(dst, true);
   edit(f, d);
 }
 
-std::vector<std::int64_t> labels_of(const io::Dataset& d) { return {d.labels.begin(), d.labels.end()}; }
+std::vector<std::int64_t> labels_of(const data::Dataset& d) { return {d.labels.begin(), d.labels.end()}; }
 
 // A small dataset file: `patients` patients with two 8x8 lesions each (labels alternate unless one_class).
 void small_dataset(const std::string& path, int patients, std::vector<std::string> classes = {"cyst", "metastasis"},
                    bool one_class = false) {
-  io::Dataset d;
+  data::Dataset d;
   d.path = path;
   d.class_names = std::move(classes);
   for (int i = 0; i < 2 * patients; ++i) {
-    d.images.push_back(Tensor::full(Shape{8, 8}, 10.0 * i));
+    d.images.push_back(full(Shape{8, 8}, 10.0 * i));
     d.labels.push_back(one_class ? 0 : i % static_cast<int>(d.class_names.size()));
     d.patient_ids.push_back(str_cat("P", i / 2));
     d.lesion_ids.push_back(str_cat("L", i));
   }
   fs::create_directories(fs::path(path).parent_path());
-  io::save_dataset_h5(d, path);
+  data::save_dataset_h5(d, path);
 }
 
 // A Keras-style weight file (layer_names, one group per layer with weight_names). `layers` are the names
@@ -245,21 +246,21 @@ void keras_file(const std::string& path, const KerasFile& k) {
   if (k.kernel_as_strings) {
     f.write_strings("conv2d_1/conv2d_1/kernel:0", {"not", "a", "kernel"});
   } else {
-    f.write("conv2d_1/conv2d_1/kernel:0", Tensor::zeros(k.kernel_shape));
+    f.write("conv2d_1/conv2d_1/kernel:0", zeros(k.kernel_shape));
   }
   std::vector<std::string> conv_w{"conv2d_1/kernel:0"};
   if (k.conv_bias) {
-    f.write("conv2d_1/conv2d_1/bias:0", Tensor::zeros(Shape{32}));
+    f.write("conv2d_1/conv2d_1/bias:0", zeros(Shape{32}));
     conv_w.push_back("conv2d_1/bias:0");
   }
   f.write_string_list_attr("conv2d_1", "weight_names", conv_w);
   std::vector<std::string> bn_w;
   for (const char* w : {"beta:0", "moving_mean:0", "moving_variance:0"}) {
-    f.write(std::string("batch_normalization_1/batch_normalization_1/") + w, Tensor::ones(Shape{32}));
+    f.write(std::string("batch_normalization_1/batch_normalization_1/") + w, ones(Shape{32}));
     bn_w.push_back(std::string("batch_normalization_1/") + w);
   }
   if (k.bn_gamma) {
-    f.write("batch_normalization_1/batch_normalization_1/gamma:0", Tensor::ones(Shape{32}));
+    f.write("batch_normalization_1/batch_normalization_1/gamma:0", ones(Shape{32}));
     bn_w.insert(bn_w.begin(), "batch_normalization_1/gamma:0");
   }
   f.write_string_list_attr("batch_normalization_1", "weight_names", bn_w);
@@ -361,8 +362,8 @@ const std::string kEvaluate = "--run {d}/run --data {d}/test.h5 --device cpu";
 std::function<void(const Dir&)> manifest(const std::string& csv) {
   return [csv](const Dir& d) {
     fs::create_directories(d("img"));
-    io::write_npy(d("img/a.npy"), Tensor::full(Shape{8, 8}, 30.0));
-    io::write_png(d("img/b.png"), Tensor::full(Shape{8, 8, 1}, 200.0));
+    io::write_npy(d("img/a.npy"), full(Shape{8, 8}, 30.0));
+    io::write_png(d("img/b.png"), full(Shape{8, 8, 1}, 200.0));
     spit(d("m.csv"), csv);
   };
 }
@@ -373,7 +374,7 @@ std::function<void(const Dir&)> run_dir(const std::string& append = "", const st
   return [append, from, to](const Dir& d) {
     fs::create_directories(d("run"));
     fs::copy_file(phantoms(), d("x.h5"));
-    tools::TrainConfig c;
+    train::TrainConfig c;
     c.data = d("x.h5");
     c.folds = 2;
     c.batch_size = 4;
@@ -396,27 +397,27 @@ void formatted_h5(const std::string& path, const std::string& format) {
   fs::create_directories(fs::path(path).parent_path());
   io::H5File f = io::H5File::create(path);
   f.write_string_attr("/", "format", format);
-  f.write("x", Tensor::zeros(Shape{20000}));
+  f.write("x", zeros(Shape{20000}));
 }
 
 std::vector<Case> cases() {
   std::vector<Case> t;
   // ---- predict: .npy, .png, dataset .h5 and weight files --------------------------------------------
   t.push_back({"PredictNpyTruncated", [](const Dir& d) {
-                 io::write_npy(d("full.npy"), Tensor::zeros(Shape{1, 80, 80, 1}));
+                 io::write_npy(d("full.npy"), zeros(Shape{1, 80, 80, 1}));
                  truncated_copy(d("full.npy"), d("x.npy"), 0.5);
                }, "predict", kPredict + "{d}/x.npy", {"truncated .npy data"}, "x.npy", {"out.csv"}});
   t.push_back({"PredictNpyZeroSized", [](const Dir& d) { spit(d("x.npy"), ""); }, "predict", kPredict + "{d}/x.npy",
                {"not a .npy file"}, "x.npy", {"out.csv"}});
-  t.push_back({"PredictNpyInfinity", [](const Dir& d) { io::write_npy(d("x.npy"), Tensor::full(Shape{1, 80, 80, 1}, INFINITY)); },
+  t.push_back({"PredictNpyInfinity", [](const Dir& d) { io::write_npy(d("x.npy"), full(Shape{1, 80, 80, 1}, INFINITY)); },
                "predict", kPredict + "{d}/x.npy", {"contains NaN or infinity"}, "x.npy", {"out.csv"}});
   t.push_back({"PredictNpyInfinityWithPreprocess",
-               [](const Dir& d) { io::write_npy(d("x.npy"), Tensor::full(Shape{1, 80, 80, 1}, NAN)); }, "predict",
+               [](const Dir& d) { io::write_npy(d("x.npy"), full(Shape{1, 80, 80, 1}, NAN)); }, "predict",
                kPredict + "{d}/x.npy --preprocess", {"contains NaN or infinity"}, "x.npy", {"out.csv"}});
   t.push_back({"PredictNpyHugeShape", [](const Dir& d) { npy_with_header(d("x.npy"), "(1000000, 1000000)"); }, "predict",
                kPredict + "{d}/x.npy", {"shape is too large"}, "x.npy", {"out.csv"}});
   t.push_back({"PredictPngTruncated", [](const Dir& d) {
-                 io::write_png(d("full.png"), Tensor::full(Shape{90, 100, 1}, 7.0));
+                 io::write_png(d("full.png"), full(Shape{90, 100, 1}, 7.0));
                  truncated_copy(d("full.png"), d("x.png"), 60);
                }, "predict", kPredict + "{d}/x.png", {"corrupt PNG"}, "x.png", {"out.csv"}});
   t.push_back({"PredictPngZeroSized", [](const Dir& d) { spit(d("x.png"), ""); }, "predict", kPredict + "{d}/x.png",
@@ -425,11 +426,11 @@ std::vector<Case> cases() {
                kPredict + "{d}/x.png", {"corrupt PNG (Invalid IHDR data)"}, "x.png", {"out.csv"}});
   t.push_back({"PredictDatasetMissingImages", [](const Dir& d) {
                  io::H5File f = io::H5File::create(d("x.h5"));
-                 f.write("labels", Tensor::zeros(Shape{2}, DType::i64));
+                 f.write("labels", zeros(Shape{2}, DType::i64));
                }, "predict", kPredict + "{d}/x.h5", {"no 'images' dataset"}, "x.h5", {"out.csv"}});
   t.push_back({"PredictDatasetWrongShape", [](const Dir& d) {
                  io::H5File f = io::H5File::create(d("x.h5"));
-                 f.write("images", Tensor::zeros(Shape{4, 80}));
+                 f.write("images", zeros(Shape{4, 80}));
                }, "predict", kPredict + "{d}/x.h5", {"'images' must be (N, H, W)", "[4, 80]"}, "x.h5", {"out.csv"}});
   t.push_back({"PredictDatasetWrongDtype", [](const Dir& d) {
                  io::H5File f = io::H5File::create(d("x.h5"));
@@ -437,7 +438,7 @@ std::vector<Case> cases() {
                }, "predict", kPredict + "{d}/x.h5", {"'images' is string, not numeric"}, "x.h5", {"out.csv"}});
   t.push_back({"PredictDatasetNonFinite", [](const Dir& d) {
                  io::H5File f = io::H5File::create(d("x.h5"));
-                 Tensor im = Tensor::zeros(Shape{2, 80, 80});
+                 Tensor im = zeros(Shape{2, 80, 80});
                  im.data<float>()[80 * 80 + 5] = NAN;
                  f.write("images", im);
                }, "predict", kPredict + "{d}/x.h5", {"'images' contains NaN or infinity (image 1)"}, "x.h5", {"out.csv"}});
@@ -450,12 +451,12 @@ std::vector<Case> cases() {
                "--weights {d}/w.h5 --input {d}/x.npy -o {d}/out.csv --device cpu", {"not an HDF5 file"}, "w.h5", {"out.csv"}});
   t.push_back({"PredictWeightsWrongDtype", [](const Dir& d) {
                  fs::copy_file(weights(), d("w.h5"));
-                 io::H5File::open(d("w.h5"), true).write("head/fc/bias", Tensor::zeros(Shape{2}, DType::i32));
+                 io::H5File::open(d("w.h5"), true).write("head/fc/bias", zeros(Shape{2}, DType::i32));
                }, "predict", "--weights {d}/w.h5 --input {d}/x.npy -o {d}/out.csv --device cpu",
                {"'head/fc/bias' is int32, expected float32"}, "w.h5", {"out.csv"}});
   t.push_back({"PredictWeightsWrongShape", [](const Dir& d) {
                  fs::copy_file(weights(), d("w.h5"));
-                 io::H5File::open(d("w.h5"), true).write("head/fc/weight", Tensor::zeros(Shape{3, 2048}));
+                 io::H5File::open(d("w.h5"), true).write("head/fc/weight", zeros(Shape{3, 2048}));
                }, "predict", "--weights {d}/w.h5 --input {d}/x.npy -o {d}/out.csv --device cpu",
                {"'head/fc/weight' has shape [3, 2048] but the model expects [2, 2048]"}, "w.h5", {"out.csv"}});
   t.push_back({"PredictWeightsMissingDataset", [](const Dir& d) {
@@ -533,33 +534,33 @@ std::vector<Case> cases() {
                {"truncated"}, "x.h5", {"run"}});
   t.push_back({"DatasetMissingDataset", all({tiny, [](const Dir& d) {
                  io::H5File f = io::H5File::create(d("x.h5"));
-                 f.write("images", Tensor::zeros(Shape{2, 8, 8}));
+                 f.write("images", zeros(Shape{2, 8, 8}));
                }}), "train", kTrain, {"missing dataset 'labels'"}, "x.h5", {"run"}});
   t.push_back({"DatasetWrongDtypeLabels", all({tiny, [](const Dir& d) {
-                 edited_phantoms(d("x.h5"), [](io::H5File& f, const io::Dataset& ds) {
-                   f.write("labels", Tensor::zeros(Shape{ds.size()}));
+                 edited_phantoms(d("x.h5"), [](io::H5File& f, const data::Dataset& ds) {
+                   f.write("labels", zeros(Shape{ds.size()}));
                  });
                }}), "train", kTrain, {"'labels' must be integers, got float32"}, "x.h5", {"run"}});
   t.push_back({"DatasetWrongDtypeImages", all({tiny, [](const Dir& d) {
-                 edited_phantoms(d("x.h5"), [](io::H5File& f, const io::Dataset&) { f.write_strings("images", {"a", "b"}); });
+                 edited_phantoms(d("x.h5"), [](io::H5File& f, const data::Dataset&) { f.write_strings("images", {"a", "b"}); });
                }}), "train", kTrain, {"'images' must be (N, H, W) numbers in HU, got string"}, "x.h5", {"run"}});
   t.push_back({"DatasetWrongShapeImages", all({tiny, [](const Dir& d) {
-                 edited_phantoms(d("x.h5"), [](io::H5File& f, const io::Dataset& ds) {
-                   f.write("images", Tensor::zeros(Shape{ds.size(), 1024}));
+                 edited_phantoms(d("x.h5"), [](io::H5File& f, const data::Dataset& ds) {
+                   f.write("images", zeros(Shape{ds.size(), 1024}));
                  });
                }}), "train", kTrain, {"'images' must be (N, H, W) numbers in HU, got float32 [", ", 1024]"}, "x.h5", {"run"}});
   t.push_back({"DatasetWrongShapeLabels", all({tiny, [](const Dir& d) {
-                 edited_phantoms(d("x.h5"), [](io::H5File& f, const io::Dataset&) {
-                   f.write("labels", Tensor::zeros(Shape{3}, DType::i64));
+                 edited_phantoms(d("x.h5"), [](io::H5File& f, const data::Dataset&) {
+                   f.write("labels", zeros(Shape{3}, DType::i64));
                  });
                }}), "train", kTrain, {"'labels' must be (", ") integers, got int64 [3]"}, "x.h5", {"run"}});
   t.push_back({"DatasetCountsDisagree", all({tiny, [](const Dir& d) {
-                 edited_phantoms(d("x.h5"), [](io::H5File& f, const io::Dataset&) { f.write_strings("lesion_id", {"L1"}); });
+                 edited_phantoms(d("x.h5"), [](io::H5File& f, const data::Dataset&) { f.write_strings("lesion_id", {"L1"}); });
                }}), "train", kTrain, {"1 lesion ids: the counts must agree"}, "x.h5", {"run"}});
   t.push_back({"DatasetHugeDimensions", all({tiny, [](const Dir& d) {
                  declare_huge_dataset(d("x.h5"), "images", {100000, 4096, 4096});
                  io::H5File f = io::H5File::open(d("x.h5"), true);
-                 f.write("labels", Tensor::zeros(Shape{100000}, DType::i64));
+                 f.write("labels", zeros(Shape{100000}, DType::i64));
                  f.write_strings("patient_id", {"P1"});
                  f.write_strings("lesion_id", {"L1"});
                  f.write_string_list_attr("/", "classes", {"cyst", "metastasis"});
@@ -569,7 +570,7 @@ std::vector<Case> cases() {
   t.push_back({"DatasetDeclaredButNotStored", all({tiny, [](const Dir& d) {
                  declare_huge_dataset(d("x.h5"), "images", {250, 4096, 4096});
                  io::H5File f = io::H5File::open(d("x.h5"), true);
-                 f.write("labels", Tensor::zeros(Shape{250}, DType::i64));
+                 f.write("labels", zeros(Shape{250}, DType::i64));
                  f.write_strings("patient_id", {"P1"});
                  f.write_strings("lesion_id", {"L1"});
                  f.write_string_list_attr("/", "classes", {"cyst", "metastasis"});
@@ -578,28 +579,28 @@ std::vector<Case> cases() {
   t.push_back({"DatasetHugePatches", all({tiny, [](const Dir& d) {
                  declare_huge_dataset(d("x.h5"), "images", {1, 100000, 100000});
                  io::H5File f = io::H5File::open(d("x.h5"), true);
-                 f.write("labels", Tensor::zeros(Shape{1}, DType::i64));
+                 f.write("labels", zeros(Shape{1}, DType::i64));
                  f.write_strings("patient_id", {"P1"});
                  f.write_strings("lesion_id", {"L1"});
                  f.write_string_list_attr("/", "classes", {"cyst", "metastasis"});
                }}), "train", kTrain, {"100000x100000 are larger than the 4096x4096 allowed"}, "x.h5", {"run"}});
   t.push_back({"DatasetNonFinite", all({tiny, [](const Dir& d) {
-                 edited_phantoms(d("x.h5"), [](io::H5File& f, const io::Dataset&) {
+                 edited_phantoms(d("x.h5"), [](io::H5File& f, const data::Dataset&) {
                    Tensor im = f.read("images", DType::f32);
                    im.data<float>()[3 * 32 * 32 + 7] = INFINITY;
                    f.write("images", im);
                  });
                }}), "train", kTrain, {"'images' holds a non-finite value (image 3)"}, "x.h5", {"run"}});
   t.push_back({"DatasetLabelOutOfRange", all({tiny, [](const Dir& d) {
-                 edited_phantoms(d("x.h5"), [](io::H5File& f, const io::Dataset& ds) {
+                 edited_phantoms(d("x.h5"), [](io::H5File& f, const data::Dataset& ds) {
                    auto l = labels_of(ds);
                    l[4] = 5;
                    f.write("labels", Tensor::from_vector(l, Shape{ds.size()}));
                  });
                }}), "train", kTrain, {"label 5 outside [0, 2)"}, "x.h5", {"run"}});
   t.push_back({"DatasetOneClassName", all({tiny, [](const Dir& d) {
-                 edited_phantoms(d("x.h5"), [](io::H5File& f, const io::Dataset& ds) {
-                   f.write("labels", Tensor::zeros(Shape{ds.size()}, DType::i64));
+                 edited_phantoms(d("x.h5"), [](io::H5File& f, const data::Dataset& ds) {
+                   f.write("labels", zeros(Shape{ds.size()}, DType::i64));
                    f.write_string_list_attr("/", "classes", {"cyst"});
                  });
                }}), "train", kTrain, {"needs at least two class names, found 1"}, "x.h5", {"run"}});
@@ -639,7 +640,7 @@ std::vector<Case> cases() {
                  npy_with_header(d("img/h.npy"), "(1000000, 1000000)");
                }}), "train", kManifest, {"m.csv:2:", "h.npy: .npy shape is too large"}, "m.csv", {"run"}});
   t.push_back({"ManifestNpyNonFinite", all({tiny, manifest("path,label,patient_id\nimg/n.npy,cyst,P1\n"), [](const Dir& d) {
-                 io::write_npy(d("img/n.npy"), Tensor::full(Shape{8, 8}, NAN));
+                 io::write_npy(d("img/n.npy"), full(Shape{8, 8}, NAN));
                }}), "train", kManifest, {"m.csv:2: img/n.npy holds NaN or infinity"}, "m.csv", {"run"}});
   t.push_back({"ManifestPngZeroSized", all({tiny, manifest("path,label,patient_id\nimg/z.png,cyst,P1\n"),
                                             [](const Dir& d) { spit(d("img/z.png"), ""); }}),
@@ -729,12 +730,12 @@ std::vector<Case> cases() {
                "--from torchvision {d}/k.h5 -o {d}/out.h5", {"not a torchvision InceptionV3 state_dict"}, "k.h5", {"out.h5"}});
   t.push_back({"TorchvisionWrongShape", [](const Dir& d) {
                  io::H5File f = io::H5File::create(d("k.h5"));
-                 f.write("Conv2d_1a_3x3.conv.weight", Tensor::zeros(Shape{32, 3, 5, 5}));
+                 f.write("Conv2d_1a_3x3.conv.weight", zeros(Shape{32, 3, 5, 5}));
                }, "convert_weights", "--from torchvision {d}/k.h5 -o {d}/out.h5",
                {"Conv2d_1a_3x3.conv.weight has shape", "but InceptionV3 expects"}, "k.h5", {"out.h5"}});
   t.push_back({"TorchvisionMissingTensor", [](const Dir& d) {
                  io::H5File f = io::H5File::create(d("k.h5"));
-                 f.write("Conv2d_1a_3x3.conv.weight", Tensor::zeros(Shape{32, 3, 3, 3}));
+                 f.write("Conv2d_1a_3x3.conv.weight", zeros(Shape{32, 3, 3, 3}));
                }, "convert_weights", "--from torchvision {d}/k.h5 -o {d}/out.h5", {"missing 'Conv2d_1a_3x3.bn."}, "k.h5", {"out.h5"}});
 
   // ---- extract_lesions: NIfTI, DICOM, class maps, the id key ----------------------------------------

@@ -1,4 +1,4 @@
-// DICOM readers and writers (io/dicom): round trips on axial, flipped, head-to-feet and oblique grids,
+// DICOM readers and writers (ct/dicom): round trips on axial, flipped, head-to-feet and oblique grids,
 // masks, DICOM-SEG, the refusals, the tree scan, and an independent reader (dcmdump) on what we write.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -17,7 +17,7 @@
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dctk.h"
 
-#include "io/dicom.h"
+#include "ct/dicom.h"
 #include "test_util.h"
 
 namespace livernet::io {

@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/philox.h"
-#include "kernels/convert.h"
+#include "kernels/convert_math.h"
 
 using namespace livernet;
 

@@ -13,16 +13,16 @@
 #include <fstream>
 #include <map>
 
-#include "io/dataset.h"
-#include "io/dicom.h"
-#include "io/nifti.h"
+#include "data/dataset.h"
+#include "ct/dicom.h"
+#include "ct/nifti.h"
 #include "test_util.h"
-#include "tools/common/lesions.h"
-#include "tools/common/phantom_volumes.h"
-#include "tools/common/pseudonym.h"
+#include "data/lesions.h"
+#include "data/phantom_volumes.h"
+#include "data/pseudonym.h"
 
 using namespace livernet;
-using namespace livernet::tools;
+using namespace livernet::data;
 using livernet::testing::error_of;
 using livernet::testing::TempDir;
 namespace fs = std::filesystem;
@@ -367,7 +367,7 @@ TEST(ExtractLesions, BrokenPatientsAreSkippedWithTheirReason) {
   EXPECT_NE(r.out.find("skipped " + pats[0].filename().string() + ": "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("truncated"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("label map and volume grids differ (origins differ by 5.00 mm)"), std::string::npos) << r.out;
-  const io::Dataset d = io::load_dataset_h5(out);
+  const data::Dataset d = data::load_dataset_h5(out);
   EXPECT_EQ(d.num_patients(), 2);
   EXPECT_TRUE(fs::exists(dir / "out_lesions.csv"));
   // --strict: non-zero exit, nothing written.
@@ -438,7 +438,7 @@ TEST(ExtractLesions, NoIdentifierReachesAnyOutput) {
     }
     const ToolRun again = run_tool(dir, "extract_lesions", args + " --output " + dir.str("b.h5"));
     ASSERT_EQ(again.rc, 0) << again.err;
-    const io::Dataset a = io::load_dataset_h5(dir.str("a.h5")), b = io::load_dataset_h5(dir.str("b.h5"));
+    const data::Dataset a = data::load_dataset_h5(dir.str("a.h5")), b = data::load_dataset_h5(dir.str("b.h5"));
     EXPECT_EQ(a.patient_ids, b.patient_ids);
     EXPECT_EQ(a.lesion_ids, b.lesion_ids);
     std::ofstream(dir.str("other.key")) << std::string(32, 'k');
@@ -446,7 +446,7 @@ TEST(ExtractLesions, NoIdentifierReachesAnyOutput) {
                                "--input " + dir.str("data") + " --layout " + layout + " --classes " + dir.str("classes.yaml") +
                                    " --size 32 --id-key " + dir.str("other.key") + " --output " + dir.str("c.h5"));
     ASSERT_EQ(other.rc, 0) << other.err;
-    EXPECT_NE(io::load_dataset_h5(dir.str("c.h5")).patient_ids, a.patient_ids);
+    EXPECT_NE(data::load_dataset_h5(dir.str("c.h5")).patient_ids, a.patient_ids);
     EXPECT_EQ(a.num_patients(), 2);
   }
 }

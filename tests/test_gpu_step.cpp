@@ -3,11 +3,12 @@
 // replayed computes what the same steps run eagerly compute. Skipped without a CUDA device.
 #include <gtest/gtest.h>
 
-#include "core/autograd.h"
+#include "autograd/autograd.h"
 #include "core/graph.h"
 #include "core/work_counters.h"
 #include "kernels/nn.h"
-#include "kernels/optim_ops.h"
+#include "kernels/optim.h"
+#include "kernels/tensor_ops.h"
 #include "models/inception_v3.h"
 #include "optim/optimizer.h"
 #include "test_util.h"
@@ -25,7 +26,7 @@ struct StepRig {
     model->to(Device::cuda());
     model->set_compute_dtype(dtype);
     model->train();
-    x = Tensor::randn(Shape{batch, size, size, 1}, 11, 0, 0.f, 1.f, DType::f32, Device::cuda());
+    x = randn(Shape{batch, size, size, 1}, 11, 0, 0.f, 1.f, DType::f32, Device::cuda());
     std::vector<std::int64_t> lab;
     for (int i = 0; i < batch; ++i) lab.push_back(i % 2);
     labels = Tensor::from_vector(lab, Shape{batch}, Device::cuda());
@@ -35,7 +36,7 @@ struct StepRig {
   Tensor step() {
     opt->zero_grad();
     Tensor loss = F::cross_entropy((*model)(x), labels);
-    loss.backward();
+    backward(loss);
     opt->step();
     return loss;
   }

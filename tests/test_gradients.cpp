@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "grad_harness.h"
+#include "kernels/tensor_ops.h"
 #include "reference_ops.h"
 #include "layers/functional.h"
 
@@ -34,13 +35,14 @@ GradCase bn(const std::string& name, Shape xs, bool train, bool gamma, bool relu
   c.differentiable = {true, gamma, true};
   c.stays_f32 = {false, true, true};
   c.fn = [train, gamma, relu, C](const std::vector<Tensor>& in) {
-    Tensor rm = Tensor::full(Shape{C}, 0.1), rv = Tensor::full(Shape{C}, 1.5);
+    Tensor rm = full(Shape{C}, 0.1), rv = full(Shape{C}, 1.5);
     rm = rm.to(in[0].device());
     rv = rv.to(in[0].device());
     return F::batch_norm(in[0], gamma ? in[1] : Tensor(), in[2], rm, rv, train, 0.1f, 1e-3f, relu);
   };
-  // Keep pre-activations away from the ReLU kink: shift channel means apart.
-  if (relu) c.input_transform = [](double x) { return x; };
+  // With relu the finite differences straddle the kink wherever a pre-activation lies within eps of 0.
+  // No input transform can prevent that (batch statistics re-centre every channel); these seeds put none
+  // there, and one that did would fail the check rather than pass it.
   c.tol = 2e-2;
   return c;
 }
@@ -201,18 +203,18 @@ INSTANTIATE_TEST_SUITE_P(Ops, GradientGpu, ::testing::ValuesIn(cases()), grad_ca
 }  // namespace
 
 TEST(Gradient, CastSendsTheGradientBackInTheInputDtype) {
-  Tensor x = Tensor::randn(Shape{3, 4}, 1).requires_grad_();
+  Tensor x = randn(Shape{3, 4}, 1).requires_grad_();
   Tensor y = F::cast(x, DType::bf16);
   EXPECT_EQ(y.dtype(), DType::bf16);
-  F::sum(F::scale(y, 2.f)).backward();
+  backward(F::sum(F::scale(y, 2.f)));
   EXPECT_EQ(x.grad().dtype(), DType::f32);
   for (float g : x.grad().to_vector<float>()) EXPECT_EQ(g, 2.f);
 }
 
 TEST(Gradient, SoftmaxIsNotDifferentiable) {
-  Tensor x = Tensor::randn(Shape{2, 3}, 1).requires_grad_();
+  Tensor x = randn(Shape{2, 3}, 1).requires_grad_();
   try {
-    F::sum(F::softmax(x)).backward();
+    backward(F::sum(F::softmax(x)));
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'softmax'"), std::string::npos) << e.what();

@@ -7,13 +7,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include "io/convert.h"
-#include "io/dataset.h"
+#include "kernels/tensor_ops.h"
+#include "models/import_weights.h"
+#include "data/dataset.h"
 #include "io/hdf5.h"
 #include "io/image.h"
 #include "io/md5.h"
-#include "io/preprocess.h"
-#include "io/weights.h"
+#include "data/preprocess.h"
+#include "models/weights.h"
 #include "test_util.h"
 
 using namespace livernet;
@@ -39,9 +40,9 @@ TEST(Hdf5, TensorsStringsAndAttributesRoundTrip) {
   const std::string p = dir / "a.h5";
   {
     io::H5File f = io::H5File::create(p);
-    f.write("group/sub/x", Tensor::arange(0, 6).reshape({2, 3}));
+    f.write("group/sub/x", arange(0, 6).reshape({2, 3}));
     f.write("labels", Tensor::from_vector<std::int64_t>({1, -2, 3}, Shape{3}));
-    f.write("scalar", Tensor::full(Shape{}, 2.5));
+    f.write("scalar", full(Shape{}, 2.5));
     f.write("u8", Tensor::from_vector<std::uint8_t>({0, 255}, Shape{2}));
     f.write_strings("names", {"P001", "", "ünïcode"});
     f.write_string_attr("/", "format", "test");
@@ -77,7 +78,7 @@ TEST(Hdf5, ClearErrorsForMissingAndNonHdf5Files) {
   // A truncated HDF5 file.
   {
     io::H5File f = io::H5File::create(dir / "full.h5");
-    f.write("x", Tensor::zeros(Shape{1000}));
+    f.write("x", zeros(Shape{1000}));
   }
   fs::resize_file(dir / "full.h5", fs::file_size(dir / "full.h5") / 2);
   const std::string e = error_of([&] { (void)io::H5File::open(dir / "full.h5").read("x"); });
@@ -163,7 +164,7 @@ TEST(Weights, MismatchesAreNamed) {
   // Wrong dtype.
   {
     io::H5File f = io::H5File::open(dir / "w.h5", true);
-    f.write("head/fc/bias", Tensor::zeros(Shape{3}, DType::i32));
+    f.write("head/fc/bias", zeros(Shape{3}, DType::i32));
   }
   e = error_of([&] { io::load_weights(m, dir / "w.h5"); });
   EXPECT_NE(e.find("'head/fc/bias' is int32, expected float32"), std::string::npos) << e;
@@ -183,7 +184,7 @@ TEST(Weights, MismatchesAreNamed) {
   EXPECT_NE(e.find("convert_weights --from keras"), std::string::npos) << e;
   {
     io::H5File f = io::H5File::create(dir / "tv.h5");
-    f.write("Conv2d_1a_3x3.conv.weight", Tensor::zeros(Shape{32, 3, 3, 3}));
+    f.write("Conv2d_1a_3x3.conv.weight", zeros(Shape{32, 3, 3, 3}));
   }
   e = error_of([&] { (void)io::read_model_config(dir / "tv.h5"); });
   EXPECT_NE(e.find("--from torchvision"), std::string::npos) << e;
@@ -213,7 +214,7 @@ TEST(Convert, RefusesKeras1AndForeignFiles) {
   EXPECT_NE(e.find("1 conv2d layers where InceptionV3 has 94"), std::string::npos) << e;
   {
     io::H5File f = io::H5File::create(dir / "plain.h5");
-    f.write("x", Tensor::zeros(Shape{2}));
+    f.write("x", zeros(Shape{2}));
   }
   e = error_of([&] { io::convert_keras(dir / "plain.h5", dir / "out.h5"); });
   EXPECT_NE(e.find("no 'layer_names' attribute"), std::string::npos) << e;
@@ -234,12 +235,12 @@ TEST(Md5, Rfc1321Examples) {
 
 TEST(Npy, RoundTripAndErrors) {
   TempDir dir;
-  const Tensor t = Tensor::randn(Shape{2, 3, 4}, 1);
+  const Tensor t = randn(Shape{2, 3, 4}, 1);
   io::write_npy(dir / "a.npy", t);
   const Tensor r = io::read_npy(dir / "a.npy");
   EXPECT_EQ(r.shape(), t.shape());
   EXPECT_EQ(r.to_vector<float>(), t.to_vector<float>());
-  io::write_npy(dir / "b.npy", Tensor::arange(0, 5, 1, DType::i64));
+  io::write_npy(dir / "b.npy", arange(0, 5, 1, DType::i64));
   EXPECT_EQ(io::read_npy(dir / "b.npy").to_vector<std::int64_t>(), (std::vector<std::int64_t>{0, 1, 2, 3, 4}));
   std::ofstream(dir / "bad.npy") << "not numpy";
   EXPECT_NE(error_of([&] { (void)io::read_npy(dir / "bad.npy"); }).find("bad magic"), std::string::npos);
@@ -278,62 +279,62 @@ TEST(Png, RoundTripGreyAndRgbAndErrors) {
 
 TEST(Preprocess, WindowScaleAndResize) {
   const Tensor hu = Tensor::from_vector<float>({-1000, -160, 40, 240, 3000}, Shape{5});
-  EXPECT_EQ(io::apply_window(hu, {40, 400}).to_vector<float>(), (std::vector<float>{-1, -1, 0, 1, 1}));
-  EXPECT_THROW(io::apply_window(Tensor::from_vector<float>({NAN}, Shape{1}), {}), Error);
-  EXPECT_EQ(io::scale_8bit(Tensor::from_vector<float>({0, 255}, Shape{2})).to_vector<float>(), (std::vector<float>{-1, 1}));
+  EXPECT_EQ(data::apply_window(hu, {40, 400}).to_vector<float>(), (std::vector<float>{-1, -1, 0, 1, 1}));
+  EXPECT_THROW(data::apply_window(Tensor::from_vector<float>({NAN}, Shape{1}), {}), Error);
+  EXPECT_EQ(data::scale_8bit(Tensor::from_vector<float>({0, 255}, Shape{2})).to_vector<float>(), (std::vector<float>{-1, 1}));
   // 2x2 -> 4x4 with half-pixel centres: torch.nn.functional.interpolate(bilinear, align_corners=False).
   const Tensor small = Tensor::from_vector<float>({0, 1, 2, 3}, Shape{2, 2, 1});
-  const std::vector<float> up = io::resize_bilinear(small, 4, 4).to_vector<float>();
+  const std::vector<float> up = data::resize_bilinear(small, 4, 4).to_vector<float>();
   const std::vector<float> expected = {0, 0.25, 0.75, 1, 0.5, 0.75, 1.25, 1.5, 1.5, 1.75, 2.25, 2.5, 2, 2.25, 2.75, 3};
   for (std::size_t i = 0; i < up.size(); ++i) EXPECT_FLOAT_EQ(up[i], expected[i]) << i;
-  EXPECT_EQ(io::resize_bilinear(Tensor::zeros(Shape{2, 10, 20, 3}), 5, 7).shape(), (Shape{2, 5, 7, 3}));
+  EXPECT_EQ(data::resize_bilinear(zeros(Shape{2, 10, 20, 3}), 5, 7).shape(), (Shape{2, 5, 7, 3}));
 }
 
 TEST(Datasets, H5RoundTripAndValidation) {
   TempDir dir;
-  io::Dataset d;
+  data::Dataset d;
   d.path = "mem";
   d.class_names = {"cyst", "metastasis"};
   for (int i = 0; i < 4; ++i) {
-    d.images.push_back(Tensor::full(Shape{6, 5}, 10.0 * i));
+    d.images.push_back(full(Shape{6, 5}, 10.0 * i));
     d.labels.push_back(i % 2);
     d.patient_ids.push_back("P" + std::to_string(i / 2));
     d.lesion_ids.push_back("L" + std::to_string(i));
     d.spacing_mm.push_back({0.8f, 0.8f});
   }
-  io::save_dataset_h5(d, dir / "d.h5");
-  const io::Dataset r = io::load_dataset(dir / "d.h5");
+  data::save_dataset_h5(d, dir / "d.h5");
+  const data::Dataset r = data::load_dataset(dir / "d.h5");
   EXPECT_EQ(r.labels, d.labels);
   EXPECT_EQ(r.patient_ids, d.patient_ids);
   EXPECT_EQ(r.images[3].to_vector<float>(), d.images[3].to_vector<float>());
   EXPECT_EQ(r.summary(), "4 lesions, 2 patients, classes cyst 2 / metastasis 2, patches 6x5");
-  io::Dataset two_per_lesion = r;
+  data::Dataset two_per_lesion = r;
   two_per_lesion.lesion_ids = {"L0", "L0", "L1", "L1"};
   EXPECT_EQ(two_per_lesion.summary(), "4 samples of 2 lesions, 2 patients, classes cyst 2 / metastasis 2, patches 6x5");
   {
     io::H5File f = io::H5File::open(dir / "d.h5", true);
     f.write("labels", Tensor::from_vector<std::int64_t>({0, 1, 5, 0}, Shape{4}));
   }
-  EXPECT_NE(error_of([&] { (void)io::load_dataset(dir / "d.h5"); }).find("label 5 outside [0, 2)"), std::string::npos);
+  EXPECT_NE(error_of([&] { (void)data::load_dataset(dir / "d.h5"); }).find("label 5 outside [0, 2)"), std::string::npos);
   {
     io::H5File f = io::H5File::create(dir / "partial.h5");
-    f.write("images", Tensor::zeros(Shape{2, 4, 4}));
+    f.write("images", zeros(Shape{2, 4, 4}));
   }
-  EXPECT_NE(error_of([&] { (void)io::load_dataset(dir / "partial.h5"); }).find("missing dataset 'labels'"), std::string::npos);
+  EXPECT_NE(error_of([&] { (void)data::load_dataset(dir / "partial.h5"); }).find("missing dataset 'labels'"), std::string::npos);
 }
 
 TEST(Datasets, CsvManifestsAndTheirErrors) {
   TempDir dir;
   fs::create_directories(dir / "data/p1");
-  io::write_npy(dir / "data/p1/a.npy", Tensor::full(Shape{8, 8}, 30.0));
+  io::write_npy(dir / "data/p1/a.npy", full(Shape{8, 8}, 30.0));
   std::vector<float> px(8 * 8, 255.f);
   io::write_png(dir / "data/p1/b.png", Tensor::from_vector(px, Shape{8, 8, 1}));
-  io::write_npy(dir / "data/p1/c.npy", Tensor::full(Shape{8, 8}, -5.0));
+  io::write_npy(dir / "data/p1/c.npy", full(Shape{8, 8}, -5.0));
   auto write = [&](const std::string& name, const std::string& text) {
     std::ofstream(dir / ("data/" + name)) << text;
     return dir / ("data/" + name);
   };
-  const io::Dataset d = io::load_manifest(write("ok.csv", "path,label,patient_id,lesion_id\np1/a.npy,metastasis,P1,L1\n"
+  const data::Dataset d = data::load_manifest(write("ok.csv", "path,label,patient_id,lesion_id\np1/a.npy,metastasis,P1,L1\n"
                                                           "p1/b.png,cyst,P1,L2\n\"p1/c.npy\",cyst,P2,L3\n"));
   EXPECT_EQ(d.class_names, (std::vector<std::string>{"cyst", "metastasis"}));
   EXPECT_EQ(d.labels, (std::vector<int>{1, 0, 0}));
@@ -349,11 +350,11 @@ TEST(Datasets, CsvManifestsAndTheirErrors) {
       {"path,label,patient_id\np1/a.npy,cyst,\n", "empty patient_id"},
       {"path,label,patient_id\n", "no rows"},
   };
-  io::ManifestOptions fixed;
+  data::ManifestOptions fixed;
   fixed.class_names = {"cyst", "metastasis"};
   int i = 0;
   for (const auto& [text, msg] : bad) {
-    const std::string e = error_of([&] { (void)io::load_manifest(write("bad" + std::to_string(i++) + ".csv", text), fixed); });
+    const std::string e = error_of([&] { (void)data::load_manifest(write("bad" + std::to_string(i++) + ".csv", text), fixed); });
     EXPECT_NE(e.find(msg), std::string::npos) << text << " -> " << e;
   }
 }

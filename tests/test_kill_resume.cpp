@@ -18,11 +18,11 @@
 #include <thread>
 
 #include "core/philox.h"
-#include "io/dataset.h"
+#include "data/dataset.h"
 #include "io/hdf5.h"
 #include "io/md5.h"
 #include "test_util.h"
-#include "tools/common/phantoms.h"
+#include "data/phantoms.h"
 
 extern char** environ;
 
@@ -86,11 +86,11 @@ class KillResume : public ::testing::Test {
     root_ = fs::temp_directory_path() / ("livernet_killresume_" + std::to_string(::getpid()));
     fs::remove_all(root_);
     fs::create_directories(root_);
-    tools::PhantomConfig pc;
+    data::PhantomConfig pc;
     pc.patients = 10;
     pc.max_lesions = 3;
     pc.size = 32;
-    io::save_dataset_h5(tools::make_phantoms(pc), str("d.h5"));
+    data::save_dataset_h5(data::make_phantoms(pc), str("d.h5"));
     std::ofstream(str("tiny.yaml")) << "data:\n  input_size: 75\n  augment:\n    enabled: true\nmodel:\n  head_hidden: [16]\n"
                                       "train:\n  batch_size: 4\n  epochs: 2\n  early_stopping_patience: 0\n"
                                       "cv:\n  folds: 2\nruntime:\n  device: cpu\n  loader_threads: 1\n";

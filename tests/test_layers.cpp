@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "grad_harness.h"
+#include "kernels/tensor_ops.h"
 #include "layers/layers.h"
 
 using namespace livernet;
@@ -84,7 +85,7 @@ TEST(Module, SameSeedSameWeights) {
 TEST(Module, TrainEvalAndFreezing) {
   init::set_seed(3);
   MiniNet net(2);
-  const Tensor x = Tensor::randn(Shape{4, 15, 15, 1}, 5);
+  const Tensor x = randn(Shape{4, 15, 15, 1}, 5);
   const auto rm0 = net.stem->bn->running_mean.to_vector<float>();
   net.train();
   (void)net(x);
@@ -101,7 +102,7 @@ TEST(Module, TrainEvalAndFreezing) {
   (void)net(x);
   EXPECT_EQ(net.stem->bn->running_mean.to_vector<float>(), rm1);
   Tensor loss = F::cross_entropy(net(x), Tensor::from_vector<std::int32_t>({0, 1, 1, 0}, Shape{4}));
-  loss.backward();
+  backward(loss);
   EXPECT_FALSE(net.stem->conv->weight.grad().defined());
   EXPECT_TRUE(net.fc->weight.grad().defined());
   net.stem->set_frozen(false);
@@ -112,7 +113,7 @@ TEST(Module, ResidualNeedsMatchingShapes) {
   auto conv = std::make_shared<Conv2d>(3, 4, 1, 1);
   Residual r(conv);
   try {
-    (void)r(Tensor::zeros(Shape{1, 2, 2, 3}));
+    (void)r(zeros(Shape{1, 2, 2, 3}));
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("[1, 2, 2, 3] to [1, 2, 2, 4]"), std::string::npos) << e.what();
@@ -151,9 +152,9 @@ TEST(SmallNetwork, GradientsMatchFiniteDifferencesEndToEnd) {
   run_gradient_check(c);
   // Parameter gradients: perturb single weights and compare with .grad().
   net->zero_grad();
-  const Tensor x = Tensor::randn(Shape{2, 13, 13, 1}, 21);
+  const Tensor x = randn(Shape{2, 13, 13, 1}, 21);
   const Tensor labels = Tensor::from_vector<std::int32_t>({1, 2}, Shape{2});
-  F::cross_entropy(net->forward(x), labels).backward();
+  backward(F::cross_entropy(net->forward(x), labels));
   for (auto& named : net->named_parameters()) {
     Tensor& p = *named.tensor;
     const std::vector<float> g = p.grad().to_vector<float>();
@@ -163,10 +164,10 @@ TEST(SmallNetwork, GradientsMatchFiniteDifferencesEndToEnd) {
       std::vector<float> v = p.to_vector<float>();
       const float old = v[j];
       v[j] = old + delta;
-      p.copy_(Tensor::from_vector(v, p.shape()));
+      copy_(p, Tensor::from_vector(v, p.shape()));
       const double l = F::cross_entropy(net->forward(x), labels).item();
       v[j] = old;
-      p.copy_(Tensor::from_vector(v, p.shape()));
+      copy_(p, Tensor::from_vector(v, p.shape()));
       return l;
     };
     const double num = (loss_at(1e-2f) - loss_at(-1e-2f)) / 2e-2;
@@ -195,7 +196,7 @@ TEST(SmallNetwork, SgdStepsLowerTheLoss) {
   for (int step = 0; step < 30; ++step) {
     net.zero_grad();
     Tensor loss = F::cross_entropy(net(x), y);
-    loss.backward();
+    backward(loss);
     if (step == 0) first = loss.item();
     last = loss.item();
     NoGradGuard ng;
@@ -211,13 +212,13 @@ TEST(SmallNetwork, RunsOnTheGpuLikeOnTheCpu) {
   init::set_seed(9);
   MiniNet gpu(3);
   gpu.to(Device::cuda());
-  const Tensor x = Tensor::randn(Shape{4, 17, 17, 1}, 2);
+  const Tensor x = randn(Shape{4, 17, 17, 1}, 2);
   const Tensor labels = Tensor::from_vector<std::int32_t>({0, 1, 2, 1}, Shape{4});
   Tensor lc = F::cross_entropy(cpu(x), labels);
   Tensor lg = F::cross_entropy(gpu(x.to(Device::cuda())), labels.to(Device::cuda()));
   EXPECT_NEAR(lc.item(), lg.item(), 1e-5 * std::max(1.0, std::fabs(lc.item())));
-  lc.backward();
-  lg.backward();
+  backward(lc);
+  backward(lg);
   auto pc = cpu.named_parameters();
   auto pg = gpu.named_parameters();
   for (std::size_t i = 0; i < pc.size(); ++i)

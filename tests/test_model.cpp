@@ -3,36 +3,26 @@
 // grey input, freezing and the configuration JSON.
 #include <gtest/gtest.h>
 
+#include "kernels/tensor_ops.h"
 #include "models/inception_v3.h"
 #include "test_util.h"
 
 using namespace livernet;
 
-namespace {
-ModelConfig plain(Flavour f, int classes) {
-  ModelConfig c;
-  c.arch = "inception_v3";
-  c.flavour = f;
-  c.residual = ResidualMode::none;
-  c.num_classes = classes;
-  return c;
-}
-}  // namespace
-
 TEST(InceptionV3, ParameterCountsMatchTheReferences) {
   // Keras notop: 21,802,784 values of which 34,432 are BN moving statistics (buffers here).
-  LesionClassifier keras(plain(Flavour::keras, 0));
+  LesionClassifier keras(ModelConfig::plain_inception_v3(Flavour::keras, 0));
   std::int64_t buffers = 0;
   for (auto& b : keras.named_buffers()) buffers += b.tensor->numel();
   EXPECT_EQ(keras.num_parameters(), 21'768'352);
   EXPECT_EQ(buffers, 34'432);
   // torchvision without AuxLogits: 23,834,568 parameters (gamma added, 1000-class fc).
-  LesionClassifier tv(plain(Flavour::torchvision, 1000));
+  LesionClassifier tv(ModelConfig::plain_inception_v3(Flavour::torchvision, 1000));
   EXPECT_EQ(tv.num_parameters(), 23'834'568);
 }
 
 TEST(InceptionV3, ConvUnitsFollowKerasCreationOrder) {
-  LesionClassifier m(plain(Flavour::keras, 0));
+  LesionClassifier m(ModelConfig::plain_inception_v3(Flavour::keras, 0));
   const auto units = m.backbone->conv_units();
   ASSERT_EQ(units.size(), 94u);
   // Rows of the mapping table in docs/inception_v3.md, "The 94 conv units, Keras creation order"
@@ -57,21 +47,21 @@ TEST(InceptionV3, ConvUnitsFollowKerasCreationOrder) {
 
 TEST(InceptionV3, BlockShapesAt299AndNonSquareInputs) {
   init::set_seed(1);
-  LesionClassifier m(plain(Flavour::keras, 0));
+  LesionClassifier m(ModelConfig::plain_inception_v3(Flavour::keras, 0));
   m.eval();
   NoGradGuard ng;
   std::vector<std::pair<std::string, Tensor>> blocks;
-  const Tensor y = m.backbone->forward_blocks(Tensor::randn(Shape{1, 299, 299, 3}, 2), &blocks);
+  const Tensor y = m.backbone->forward_blocks(randn(Shape{1, 299, 299, 3}, 2), &blocks);
   EXPECT_EQ(y.shape(), (Shape{1, 8, 8, 2048}));
   ASSERT_EQ(blocks.size(), 12u);
   EXPECT_EQ(blocks[0].second.shape(), (Shape{1, 35, 35, 192}));  // stem
   EXPECT_EQ(blocks[1].second.shape(), (Shape{1, 35, 35, 256}));  // Mixed_5b
   EXPECT_EQ(blocks[4].second.shape(), (Shape{1, 17, 17, 768}));  // Mixed_6a
   EXPECT_EQ(blocks[9].second.shape(), (Shape{1, 8, 8, 1280}));   // Mixed_7a
-  EXPECT_EQ(m.backbone->forward(Tensor::randn(Shape{2, 75, 75, 3}, 3)).shape(), (Shape{2, 1, 1, 2048}));
-  EXPECT_EQ(m.backbone->forward(Tensor::randn(Shape{1, 107, 139, 3}, 4)).shape(), (Shape{1, 2, 3, 2048}));
+  EXPECT_EQ(m.backbone->forward(randn(Shape{2, 75, 75, 3}, 3)).shape(), (Shape{2, 1, 1, 2048}));
+  EXPECT_EQ(m.backbone->forward(randn(Shape{1, 107, 139, 3}, 4)).shape(), (Shape{1, 2, 3, 2048}));
   try {
-    (void)m.backbone->forward(Tensor::zeros(Shape{1, 74, 80, 3}));
+    (void)m.backbone->forward(zeros(Shape{1, 74, 80, 3}));
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("74x80 is smaller than the minimum 75x75"), std::string::npos) << e.what();
@@ -102,7 +92,7 @@ TEST(PaperModel, AlphaZeroKeepsThePlainNetworksFunction) {
   with.eval();
   without.eval();
   NoGradGuard ng;
-  const Tensor x = Tensor::randn(Shape{1, 79, 83, 1}, 6);
+  const Tensor x = randn(Shape{1, 79, 83, 1}, 6);
   EXPECT_EQ(with(x).to_vector<float>(), without(x).to_vector<float>());
 }
 
@@ -119,9 +109,9 @@ TEST(PaperModel, HeadGreyInputFreezingAndGradients) {
   m.freeze("backbone");
   m.freeze("backbone.Mixed_7c", false);
   EXPECT_THROW(m.freeze("backbone.Mixed_9z"), Error);
-  const Tensor x = Tensor::randn(Shape{2, 75, 75, 1}, 1);  // grey: replicated to 3 channels
+  const Tensor x = randn(Shape{2, 75, 75, 1}, 1);  // grey: replicated to 3 channels
   Tensor loss = F::cross_entropy(m(x), Tensor::from_vector<std::int32_t>({0, 2}, Shape{2}));
-  loss.backward();
+  backward(loss);
   auto* frozen = static_cast<ConvBnReLU*>(m.find("backbone.Mixed_6e.branch1x1"));
   auto* open = static_cast<ConvBnReLU*>(m.find("backbone.Mixed_7c.branch1x1"));
   EXPECT_FALSE(frozen->conv->weight.grad().defined());
@@ -129,7 +119,7 @@ TEST(PaperModel, HeadGreyInputFreezingAndGradients) {
   auto* sc = static_cast<Shortcut*>(m.find("backbone.Mixed_7c.shortcut"));
   EXPECT_TRUE(sc->alpha.grad().defined()) << "the learnable residual scale receives a gradient";
   EXPECT_TRUE(static_cast<Linear*>(m.find("head.fc"))->weight.grad().defined());
-  EXPECT_THROW(m(Tensor::zeros(Shape{1, 80, 80, 2})), Error) << "2 channels are neither grey nor RGB";
+  EXPECT_THROW(m(zeros(Shape{1, 80, 80, 2})), Error) << "2 channels are neither grey nor RGB";
 }
 
 TEST(ModelConfig, JsonRoundTripAndErrors) {

@@ -12,9 +12,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "io/convert.h"
+#include "models/import_weights.h"
 #include "io/hdf5.h"
-#include "io/weights.h"
+#include "models/weights.h"
 #include "test_util.h"
 
 using namespace livernet;
@@ -24,14 +24,7 @@ namespace {
 
 const std::string kDir = std::string(LIVERNET_TEST_DATA_DIR) + "/model";
 
-#define LN_REQUIRE_MODEL_DATA()                                                                        \
-  do {                                                                                                 \
-    if (!std::filesystem::exists(kDir + "/io.h5")) {                                                   \
-      std::ifstream why(kDir + "/SKIP");                                                               \
-      std::string r((std::istreambuf_iterator<char>(why)), std::istreambuf_iterator<char>());          \
-      GTEST_SKIP() << (r.empty() ? "no model reference data in " + kDir : r);                          \
-    }                                                                                                  \
-  } while (0)
+#define LN_REQUIRE_MODEL_DATA() LN_REQUIRE_REFERENCE_DATA(kDir + "/io.h5", kDir + "/SKIP", "no model reference data in " + kDir)
 
 Tensor reference(const std::string& name, std::optional<DType> as = DType::f32) { return io::H5File::open(kDir + "/io.h5").read(name, as); }
 
@@ -88,7 +81,7 @@ void check_gradients(LesionClassifier& model, const std::string& group, bool tra
   Tensor loss = F::cross_entropy(model(reference("grad/x").to(dev)), reference("grad/labels", DType::i64).to(dev));
   expect_close(loss.to(Device::cpu()), reference(group + "/loss"), std::max(floor / 10, 2 * reference(group + "/f64_spread/loss").item()),
                group + " loss");
-  loss.backward();
+  backward(loss);
   const std::vector<std::string> names = {"Conv2d_1a_3x3.conv.weight", "Mixed_6b.branch7x7_2.bn.weight",
                                          "Mixed_6c.branch7x7dbl_3.conv.weight", "Mixed_7c.branch3x3dbl_3b.bn.bias",
                                          "fc.weight"};
@@ -127,7 +120,7 @@ TEST(ModelParity, PaperModelWithProjectionShortcutsAndHead) {
   model->train();
   Tensor loss = F::cross_entropy((*model)(x), reference("paper/labels", DType::i64));
   expect_close(loss, reference("paper/loss"), 1e-4, "paper model loss (train)");
-  loss.backward();
+  backward(loss);
   const std::pair<const char*, const char*> params[] = {
       {"alpha_Mixed_6c", "backbone.Mixed_6c.shortcut.alpha"},
       {"alpha_Mixed_7a", "backbone.Mixed_7a.shortcut.alpha"},

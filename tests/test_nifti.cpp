@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "io/nifti.h"
+#include "ct/nifti.h"
 #include "test_util.h"
 
 using namespace livernet;
@@ -142,15 +142,6 @@ Vec3 cross(const Vec3& a, const Vec3& b) {
   return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
 }
 
-Grid make_grid(std::array<std::int64_t, 3> size, Vec3 spacing, Vec3 origin, std::array<Vec3, 3> axes) {
-  Grid g;
-  g.size = size;
-  g.spacing = spacing;
-  g.origin = origin;
-  g.axes = axes;
-  return g;
-}
-
 // An oblique right-handed frame (a rotation by 17 degrees about (1, 2, 3), then 5 about x).
 std::array<Vec3, 3> oblique_axes() {
   const Vec3 u = normalised({1, 2, 3});
@@ -182,7 +173,21 @@ void expect_refused(const std::string& msg, const std::string& path, const std::
   EXPECT_NE(msg.find(problem), std::string::npos) << "expected '" << problem << "' in: " << msg;
 }
 
-Grid small_grid() { return make_grid({5, 4, 3}, {0.7, 0.8, 2.5}, {-100.5, 20.25, -300}, oblique_axes()); }
+// Writes `f` to dir/name (gzipped for .gz) and expects reading it to be refused with `problem`.
+void refused_file(const TempDir& dir, const RawNifti& f, const std::string& name, const std::string& problem) {
+  const std::string p = dir / name;
+  write_bytes(p, f.bytes(), name.ends_with(".gz"));
+  expect_refused(error_of([&] { read_nifti_volume(p); }), p, problem);
+}
+
+// A valid 4x3x2 int16 NIfTI-1 image to damage.
+RawNifti small_raw_nifti() {
+  RawNifti f;
+  f.data = ramp_int16(24);
+  return f;
+}
+
+Grid small_grid() { return Grid{{5, 4, 3}, {0.7, 0.8, 2.5}, {-100.5, 20.25, -300}, oblique_axes()}; }
 
 }  // namespace
 
@@ -280,7 +285,7 @@ TEST(NiftiGeometry, GridsRoundTripThroughQformOnlyAndSformOnly) {
   for (const G& gg : grids)
     for (int version : {1, 2})
       for (bool use_sform : {false, true}) {
-        const Grid g = make_grid({4, 3, 2}, {0.68, 0.71, 3.0}, {-87.25, 112.5, -95.75}, gg.axes);
+        const Grid g = Grid{{4, 3, 2}, {0.68, 0.71, 3.0}, {-87.25, 112.5, -95.75}, gg.axes};
         Volume v(g, -5.0f);
         const std::string path =
             dir / str_cat(gg.name, "_v", version, use_sform ? "_sform" : "_qform", ".nii");
@@ -319,7 +324,7 @@ TEST(NiftiReference, LitsLikeSformInt16) {
   write_bytes(path, f.bytes(), false);
   NiftiInfo info;
   const Volume v = read_nifti_volume(path, &info);
-  const Grid want = make_grid({4, 3, 2}, {0.7, 0.7, 5}, {-172.9, -179.3, -368}, {{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}});
+  const Grid want = Grid{{4, 3, 2}, {0.7, 0.7, 5}, {-172.9, -179.3, -368}, {{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}}};
   expect_same_grid(v.grid, want, 2e-5, path);
   for (int a = 0; a < 3; ++a) EXPECT_EQ(v.grid.axes[a], want.axes[a]);
   EXPECT_EQ(info.version, 1);
@@ -352,7 +357,7 @@ TEST(NiftiReference, RasOrientedNifti2BigEndianFloat64) {
   NiftiInfo info;
   const Volume v = read_nifti_volume(path, &info);
   // RAS +x (towards the patient's right) is LPS -x; RAS +y (anterior) is LPS -y.
-  const Grid want = make_grid({4, 3, 2}, {0.8, 0.8, 2.5}, {100, 120, 50}, {{{-1, 0, 0}, {0, -1, 0}, {0, 0, 1}}});
+  const Grid want = Grid{{4, 3, 2}, {0.8, 0.8, 2.5}, {100, 120, 50}, {{{-1, 0, 0}, {0, -1, 0}, {0, 0, 1}}}};
   expect_same_grid(v.grid, want, 1e-12, path);
   EXPECT_EQ(info.version, 2);
   EXPECT_EQ(info.datatype, "float64");
@@ -381,7 +386,7 @@ TEST(NiftiReference, QformWithQfacBothByteOrders) {
       write_bytes(path, f.bytes(), false);
       NiftiInfo info;
       const Volume v = read_nifti_volume(path, &info);
-      const Grid want = make_grid({4, 3, 2}, {0.5, 0.6, 3}, {-10, -20, 30}, {{{0, -1, 0}, {1, 0, 0}, {0, 0, -1}}});
+      const Grid want = Grid{{4, 3, 2}, {0.5, 0.6, 3}, {-10, -20, 30}, {{{0, -1, 0}, {1, 0, 0}, {0, 0, -1}}}};
       expect_same_grid(v.grid, want, 1e-6, path);
       EXPECT_FALSE(info.used_sform);
       EXPECT_EQ(info.qform_code, 1);
@@ -403,7 +408,7 @@ TEST(NiftiReference, AnalyzeStyleNoOrientationAndUnsetSlope) {
   EXPECT_FALSE(info.used_sform);
   EXPECT_EQ(info.scl_slope, 1);
   EXPECT_EQ(info.scl_inter, 0);
-  const Grid want = make_grid({4, 3, 2}, {2, 3, 4}, {0, 0, 0}, {{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}});
+  const Grid want = Grid{{4, 3, 2}, {2, 3, 4}, {0, 0, 0}, {{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}}};
   expect_same_grid(v.grid, want, 0, path);
   EXPECT_EQ(v.at(3, 2, 1), 23);
 }
@@ -531,85 +536,73 @@ TEST(NiftiErrors, MagicAndHeaderSize) {
 
 TEST(NiftiErrors, Dimensions) {
   TempDir dir;
-  auto refused = [&](RawNifti f, const std::string& name, const std::string& problem) {
-    const std::string p = dir / name;
-    write_bytes(p, f.bytes(), name.ends_with(".gz"));
-    expect_refused(error_of([&] { read_nifti_volume(p); }), p, problem);
-  };
-  RawNifti f;
-  f.data = ramp_int16(24);
+  const RawNifti f = small_raw_nifti();
   RawNifti d7 = f;
   d7.dim = {7, 4, 3, 2, 1, 1, 1, 1};
-  refused(d7, "d7.nii", "a 7-D image (dim[0] = 7");
+  refused_file(dir, d7, "d7.nii", "a 7-D image (dim[0] = 7");
   RawNifti d2 = f;
   d2.dim = {2, 4, 3, 1, 1, 1, 1, 1};
-  refused(d2, "d2.nii", "a 2-D image");
+  refused_file(dir, d2, "d2.nii", "a 2-D image");
   RawNifti zero = f;
   zero.dim = {3, 0, 3, 2, 1, 1, 1, 1};
-  refused(zero, "zero.nii", "dim[1] = 0 is not a positive size");
+  refused_file(dir, zero, "zero.nii", "dim[1] = 0 is not a positive size");
   RawNifti neg = f;
   neg.dim = {3, 4, -3, 2, 1, 1, 1, 1};
-  refused(neg, "neg.nii", "dim[2] = -3 is not a positive size");
+  refused_file(dir, neg, "neg.nii", "dim[2] = -3 is not a positive size");
   RawNifti t2 = f;
   t2.dim = {4, 4, 3, 2, 2, 1, 1, 1};
-  refused(t2, "t2.nii", "a 4-D series of 2 time points (dim = 4x3x2x2)");
+  refused_file(dir, t2, "t2.nii", "a 4-D series of 2 time points (dim = 4x3x2x2)");
   RawNifti c5 = f;
   c5.dim = {5, 4, 3, 2, 1, 3, 1, 1};
-  refused(c5, "c5.nii", "a 5-D image with 3 values per voxel");
+  refused_file(dir, c5, "c5.nii", "a 5-D image with 3 values per voxel");
 
   // Huge declared sizes are refused from the header alone (nothing near their size is allocated).
   RawNifti huge = f;
   huge.version = 2;
   huge.dim = {3, 60000, 60000, 60000, 1, 1, 1, 1};
-  refused(huge, "huge.nii", "declares 60000x60000x60000 voxels, more than the 2^31 allowed");
-  refused(huge, "huge.nii.gz", "declares 60000x60000x60000 voxels, more than the 2^31 allowed");
+  refused_file(dir, huge, "huge.nii", "declares 60000x60000x60000 voxels, more than the 2^31 allowed");
+  refused_file(dir, huge, "huge.nii.gz", "declares 60000x60000x60000 voxels, more than the 2^31 allowed");
   RawNifti huge1 = f;
   huge1.dim = {3, 30000, 30000, 30000, 1, 1, 1, 1};
-  refused(huge1, "huge1.nii", "more than the 2^31 allowed");
+  refused_file(dir, huge1, "huge1.nii", "more than the 2^31 allowed");
   RawNifti overflow = huge;
   overflow.dim = {3, std::int64_t{1} << 40, std::int64_t{1} << 40, std::int64_t{1} << 40, 1, 1, 1, 1};
-  refused(overflow, "overflow.nii", "more than the 2^31 allowed");
+  refused_file(dir, overflow, "overflow.nii", "more than the 2^31 allowed");
   // Within the voxel limit but 8 GB more than the file holds: plain files are checked against their
   // size, gzip streams end early.
   RawNifti big = f;
   big.datatype = 16, big.bitpix = 32;
   big.dim = {3, 2000, 2000, 500, 1, 1, 1, 1};
   big.data.resize(100);
-  refused(big, "big.nii", "declares 2000x2000x500 float32 voxels (8000000000 bytes) but only 100 follow");
-  refused(big, "big.nii.gz", "declares 2000x2000x500 float32 voxels (8000000000 bytes) but only 100 follow in the gzip stream");
+  refused_file(dir, big, "big.nii", "declares 2000x2000x500 float32 voxels (8000000000 bytes) but only 100 follow");
+  refused_file(dir, big, "big.nii.gz", "declares 2000x2000x500 float32 voxels (8000000000 bytes) but only 100 follow in the gzip stream");
 }
 
 TEST(NiftiErrors, DatatypesAndOffsets) {
   TempDir dir;
-  auto refused = [&](RawNifti f, const std::string& name, const std::string& problem) {
-    const std::string p = dir / name;
-    write_bytes(p, f.bytes(), name.ends_with(".gz"));
-    expect_refused(error_of([&] { read_nifti_volume(p); }), p, problem);
-  };
-  RawNifti f;
-  f.data = ramp_int16(24);
+  const RawNifti f = small_raw_nifti();
   RawNifti cx = f;
   cx.datatype = 32, cx.bitpix = 64;
-  refused(cx, "complex.nii", "unsupported datatype complex64 (code 32)");
+  refused_file(dir, cx, "complex.nii", "unsupported datatype complex64 (code 32)");
   RawNifti rgb = f;
   rgb.datatype = 128, rgb.bitpix = 24;
-  refused(rgb, "rgb.nii", "unsupported datatype RGB24 (code 128)");
+  refused_file(dir, rgb, "rgb.nii", "unsupported datatype RGB24 (code 128)");
   RawNifti unknown = f;
   unknown.datatype = 3;
-  refused(unknown, "unknown.nii", "unknown datatype code 3");
+  refused_file(dir, unknown, "unknown.nii", "unknown datatype code 3");
   RawNifti bits = f;
   bits.bitpix = 8;
-  refused(bits, "bitpix.nii", "bitpix is 8 but datatype int16 has 16 bits per voxel");
+  refused_file(dir, bits, "bitpix.nii", "bitpix is 8 but datatype int16 has 16 bits per voxel");
   RawNifti far = f;
   far.vox_offset = 100000;
-  refused(far, "far.nii", "vox_offset 100000 is beyond the end of the file");
-  refused(far, "far.nii.gz", "vox_offset 100000 is beyond the end of the decompressed data");
+  refused_file(dir, far, "far.nii", "vox_offset 100000 is beyond the end of the file");
+  refused_file(dir, far, "far.nii.gz", "vox_offset 100000 is beyond the end of the decompressed data");
   RawNifti inside = f;
   inside.vox_offset = 100;
-  refused(inside, "inside.nii", "vox_offset 100 points inside the header");
+  refused_file(dir, inside, "inside.nii", "vox_offset 100 points inside the header");
   RawNifti frac = f;
   frac.vox_offset = 352.5;
-  refused(frac, "frac.nii", "vox_offset 352.5 is not a whole number of bytes");
+  refused_file(dir, frac, "frac.nii", "vox_offset 352.5 is not a whole number of bytes");
 }
 
 TEST(NiftiErrors, GeometryAndValues) {
@@ -702,7 +695,7 @@ TEST(NiftiErrors, WriterRefusals) {
                  "cannot write datatype 'complex64'");
   expect_refused(error_of([&] { write_nifti(dir / "s.nii", v, {.scl_slope = 0}); }), dir / "s.nii", "the slope must be finite and non-zero");
   expect_refused(error_of([&] { write_nifti(dir / "v3.nii", v, {.version = 3}); }), dir / "v3.nii", "NIfTI version 3");
-  Volume wide(make_grid({40000, 1, 1}, {1, 1, 1}, {0, 0, 0}, {{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}}));
+  Volume wide(Grid{{40000, 1, 1}, {1, 1, 1}, {0, 0, 0}, {{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}}});
   expect_refused(error_of([&] { write_nifti(dir / "wide.nii", wide, {}); }), dir / "wide.nii", "does not fit NIfTI-1");
   write_nifti(dir / "wide.nii", wide, {.version = 2});
   EXPECT_EQ(read_nifti_volume(dir / "wide.nii").grid.size[0], 40000);

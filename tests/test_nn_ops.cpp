@@ -6,7 +6,8 @@
 
 #include "core/philox.h"
 #include "kernels/nn.h"
-#include "kernels/ops.h"
+#include "kernels/elementwise.h"
+#include "kernels/tensor_ops.h"
 #include "op_harness.h"
 #include "reference_ops.h"
 
@@ -56,11 +57,11 @@ OpCase bn_case(const std::string& name, Shape xs, bool train, bool gamma, bool r
   const std::int64_t C = xs.back();
   c.input_shapes = {xs, Shape{C}, Shape{C}, Shape{C}, Shape{C}};  // x, gamma, beta, running mean, running var
   c.run = [train, gamma, relu](const std::vector<Tensor>& in) {
-    Tensor rm = in[3].to(DType::f32).clone();
-    Tensor rv = kernels::unary(kernels::UnaryOp::abs, in[4].to(DType::f32));
+    Tensor rm = to_dtype(in[3], DType::f32).clone();
+    Tensor rv = kernels::unary(kernels::UnaryOp::abs, to_dtype(in[4], DType::f32));
     kernels::BatchNormState st;
-    const Tensor g = gamma ? in[1].to(DType::f32) : Tensor();
-    const Tensor b = in[2].to(DType::f32);
+    const Tensor g = gamma ? to_dtype(in[1], DType::f32) : Tensor();
+    const Tensor b = to_dtype(in[2], DType::f32);
     Tensor y = train ? kernels::batch_norm_train(in[0], g, b, rm, rv, 0.1f, 1e-3f, relu, st)
                      : kernels::batch_norm_eval(in[0], g, b, rm, rv, 1e-3f, relu, st);
     return std::vector<Tensor>{y, rm, rv, st.save_mean, st.save_invstd};
@@ -234,7 +235,7 @@ std::vector<OpCase> nn_cases() {
     static const std::vector<std::int64_t> labels{0, 3, 1, 1, 2, 3};
     c.run = [weighted, smoothing](const std::vector<Tensor>& in) {
       const Tensor lab = Tensor::from_vector(labels, Shape{6}, in[0].device());
-      const Tensor w = weighted ? kernels::unary(kernels::UnaryOp::exp, in[1].to(DType::f32)) : Tensor();
+      const Tensor w = weighted ? kernels::unary(kernels::UnaryOp::exp, to_dtype(in[1], DType::f32)) : Tensor();
       kernels::CrossEntropyState st;
       Tensor loss = kernels::softmax_cross_entropy_forward(in[0], lab, w, smoothing, st);
       return std::vector<Tensor>{loss, st.probs};
@@ -299,18 +300,14 @@ std::vector<OpCase> nn_cases() {
 
 }  // namespace
 
-class ConvForward : public OpForward {};
-class ConvGpu : public OpGpuParity {};
 LN_OP_TABLE(Conv, conv_cases);
 
-class NnForward : public OpForward {};
-class NnGpu : public OpGpuParity {};
 LN_OP_TABLE(Nn, nn_cases);
 
 TEST(NnOps, MaxPoolTiesPickTheFirstMaximumAndNaNWins) {
   // One 3x3 window of equal values: the index is the first tap.
   Tensor idx;
-  const Tensor x = Tensor::ones(Shape{1, 3, 3, 1});
+  const Tensor x = ones(Shape{1, 3, 3, 1});
   kernels::max_pool2d_forward(x, Pool2dParams::make(3, 1, 0), idx);
   EXPECT_EQ(idx.to_vector<int>()[0], 0);
   std::vector<float> v(9, 1.f);
@@ -353,30 +350,30 @@ TEST(NnOps, MaxPoolWithoutIndicesGivesTheSameMaxima) {
 
 TEST(NnOps, CrossEntropyRejectsBadLabelsWithAClearMessage) {
   kernels::CrossEntropyState st;
-  const Tensor logits = Tensor::zeros(Shape{2, 3});
+  const Tensor logits = zeros(Shape{2, 3});
   try {
     kernels::softmax_cross_entropy_forward(logits, Tensor::from_vector<std::int64_t>({0, 3}, Shape{2}), Tensor(), 0.f, st);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("label 3 of sample 1 is outside [0, 3)"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(kernels::softmax_cross_entropy_forward(logits, Tensor::zeros(Shape{2}), Tensor(), 0.f, st), Error);
+  EXPECT_THROW(kernels::softmax_cross_entropy_forward(logits, zeros(Shape{2}), Tensor(), 0.f, st), Error);
 }
 
 TEST(NnOps, ShapeErrorsNameBothSides) {
   try {
-    kernels::conv2d_forward(Tensor::zeros(Shape{1, 5, 5, 3}), Tensor::zeros(Shape{4, 3, 3, 2}), Tensor(), {});
+    kernels::conv2d_forward(zeros(Shape{1, 5, 5, 3}), zeros(Shape{4, 3, 3, 2}), Tensor(), {});
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("3 channels"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(kernels::linear_forward(Tensor::zeros(Shape{2, 4}), Tensor::zeros(Shape{3, 5}), Tensor()), Error);
+  EXPECT_THROW(kernels::linear_forward(zeros(Shape{2, 4}), zeros(Shape{3, 5}), Tensor()), Error);
   Tensor idx;
-  EXPECT_THROW(kernels::max_pool2d_forward(Tensor::zeros(Shape{1, 2, 2, 1}), Pool2dParams::make(3, 2, 0), idx), Error);
+  EXPECT_THROW(kernels::max_pool2d_forward(zeros(Shape{1, 2, 2, 1}), Pool2dParams::make(3, 2, 0), idx), Error);
 }
 
 TEST(NnOps, DropoutMaskDependsOnlyOnSeedStreamAndIndex) {
-  const Tensor x = Tensor::ones(Shape{10000});
+  const Tensor x = ones(Shape{10000});
   const auto a = kernels::dropout_forward(x, 0.4f, 3, 9).to_vector<float>();
   const auto b = kernels::dropout_forward(x, 0.4f, 3, 9).to_vector<float>();
   const auto c = kernels::dropout_forward(x, 0.4f, 3, 10).to_vector<float>();

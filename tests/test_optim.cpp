@@ -9,8 +9,9 @@
 #include <fstream>
 
 #include "io/hdf5.h"
-#include "kernels/ops.h"
-#include "kernels/optim_ops.h"
+#include "kernels/elementwise.h"
+#include "kernels/optim.h"
+#include "kernels/tensor_ops.h"
 #include "optim/optimizer.h"
 #include "optim/scheduler.h"
 #include "test_util.h"
@@ -22,14 +23,7 @@ namespace {
 
 const std::string kData = std::string(LIVERNET_TEST_DATA_DIR) + "/optim_reference.h5";
 
-#define LN_REQUIRE_OPTIM_DATA()                                                                     \
-  do {                                                                                              \
-    if (!std::filesystem::exists(kData)) {                                                          \
-      std::ifstream why(kData + ".skip");                                                           \
-      std::string r((std::istreambuf_iterator<char>(why)), std::istreambuf_iterator<char>());       \
-      GTEST_SKIP() << (r.empty() ? "no optimizer reference data" : r);                              \
-    }                                                                                               \
-  } while (0)
+#define LN_REQUIRE_OPTIM_DATA() LN_REQUIRE_REFERENCE_DATA(kData, kData + ".skip", "no optimizer reference data")
 
 Tensor get(const std::string& name) { return io::H5File::open(kData).read(name, DType::f32); }
 
@@ -81,18 +75,18 @@ TEST(Optim, GpuMatchesCpu) {
 }
 
 TEST(Optim, StateRoundTripContinuesIdentically) {
-  Tensor a = Tensor::randn(Shape{3, 3}, 1).requires_grad_(), b = a.clone().requires_grad_();
+  Tensor a = randn(Shape{3, 3}, 1).requires_grad_(), b = a.clone().requires_grad_();
   std::vector<NamedParam> pa{{"x", &a}}, pb{{"x", &b}};
   Adam oa(pa, {.lr = 0.1f}), ob(pb, {.lr = 0.1f});
   for (int i = 0; i < 3; ++i) {
-    a.set_grad(Tensor::randn(Shape{3, 3}, 10 + i));
+    a.set_grad(randn(Shape{3, 3}, 10 + i));
     oa.step();
   }
-  b.copy_(a);
+  copy_(b, a);
   ob.load_state(oa.state(), oa.steps());
   for (int i = 3; i < 6; ++i) {
-    a.set_grad(Tensor::randn(Shape{3, 3}, 10 + i));
-    b.set_grad(Tensor::randn(Shape{3, 3}, 10 + i));
+    a.set_grad(randn(Shape{3, 3}, 10 + i));
+    b.set_grad(randn(Shape{3, 3}, 10 + i));
     oa.step();
     ob.step();
   }
@@ -101,7 +95,7 @@ TEST(Optim, StateRoundTripContinuesIdentically) {
 
 TEST(Schedulers, ReduceOnPlateauMatchesTorch) {
   LN_REQUIRE_OPTIM_DATA();
-  Tensor p = Tensor::zeros(Shape{1}).requires_grad_();
+  Tensor p = zeros(Shape{1}).requires_grad_();
   SGD opt({{"p", &p}}, {.lr = 1.f});
   ReduceOnPlateau s(opt, 0.5f, 2, 0.1f);
   const auto metrics = get("plateau/metrics").to_vector<double>();
@@ -113,7 +107,7 @@ TEST(Schedulers, ReduceOnPlateauMatchesTorch) {
 }
 
 TEST(Schedulers, StepAndCosineWithWarmup) {
-  Tensor p = Tensor::zeros(Shape{1}).requires_grad_();
+  Tensor p = zeros(Shape{1}).requires_grad_();
   SGD opt({{"p", &p}}, {.lr = 1.f});
   StepLR st(opt, 2, 0.1f);
   st.step(0, 0);
@@ -145,20 +139,20 @@ TEST(GradientUtils, ClipGradNormMatchesTorch) {
 }
 
 TEST(GradientUtils, NonFiniteGradientsAreDetectedAndLossScalingBacksOff) {
-  Tensor w = Tensor::ones(Shape{4}).requires_grad_();
+  Tensor w = ones(Shape{4}).requires_grad_();
   std::vector<NamedParam> params{{"w", &w}};
   w.set_grad(Tensor::from_vector<float>({1, 2, NAN, 4}, Shape{4}));
   EXPECT_FALSE(grads_finite(params));
   EXPECT_TRUE(std::isnan(clip_grad_norm(params, 1.0)));
   LossScaler s(1024.f, 2.f, 0.5f, 3);
-  w.set_grad(Tensor::full(Shape{4}, 2048.0));
+  w.set_grad(full(Shape{4}, 2048.0));
   EXPECT_TRUE(s.unscale(params));
   EXPECT_EQ(w.grad().to_vector<float>()[0], 2.f);
   s.update(true);
   s.update(true);
   s.update(true);
   EXPECT_EQ(s.scale(), 2048.f) << "grows after 3 clean steps";
-  w.set_grad(Tensor::full(Shape{4}, INFINITY));
+  w.set_grad(full(Shape{4}, INFINITY));
   EXPECT_FALSE(s.unscale(params));
   s.update(false);
   EXPECT_EQ(s.scale(), 1024.f) << "backs off after an overflow";
@@ -187,9 +181,9 @@ std::int64_t first_difference(const Tensor& a, const Tensor& b) {
 // A copy of t that starts `offset` elements into a larger buffer: an offset that is not a multiple of
 // 16 bytes leaves it misaligned for vector access, so the CUDA kernels take their element-wise path.
 Tensor at_offset(const Tensor& t, std::int64_t offset) {
-  Tensor buffer = Tensor::zeros(Shape{t.numel() + offset}, t.dtype(), t.device());
+  Tensor buffer = zeros(Shape{t.numel() + offset}, t.dtype(), t.device());
   Tensor view = buffer.slice0(offset, offset + t.numel());
-  view.copy_(t);
+  copy_(view, t);
   return view;
 }
 
@@ -205,7 +199,7 @@ std::vector<Tensor> random_list(const std::vector<std::int64_t>& sizes, std::uin
                                 std::int64_t misalign, DType dtype = DType::f32) {
   std::vector<Tensor> out;
   for (std::size_t i = 0; i < sizes.size(); ++i)
-    out.push_back(at_offset(Tensor::randn(Shape{sizes[i]}, seed, i, 0.f, 1.f, dtype, dev), i % 2 ? misalign : 0));
+    out.push_back(at_offset(randn(Shape{sizes[i]}, seed, i, 0.f, 1.f, dtype, dev), i % 2 ? misalign : 0));
   return out;
 }
 
@@ -230,7 +224,7 @@ void expect_same_bits(const std::vector<Tensor>& a, const std::vector<Tensor>& b
 
 std::vector<Tensor> zeros_like(const std::vector<Tensor>& ts) {
   std::vector<Tensor> out;
-  for (const Tensor& t : ts) out.push_back(Tensor::zeros(t.shape(), t.dtype(), t.device()));
+  for (const Tensor& t : ts) out.push_back(zeros(t.shape(), t.dtype(), t.device()));
   return out;
 }
 
@@ -294,7 +288,7 @@ void check_found_inf_and_grad_mul(Device dev) {
   const std::vector<float> decays(n, 0.01f);
   const kernels::SgdHyper sgd{0.1f, 0.9f, 0.f, true};
   const kernels::AdamHyper adam{0.01f, 0.9f, 0.999f, 1e-8f, false, 0.271f, 0.0447f};
-  const auto scalar = [&](float x) { return Tensor::full(Shape{1}, x, DType::f32, dev); };
+  const auto scalar = [&](float x) { return full(Shape{1}, x, DType::f32, dev); };
 
   for (const float skip : {1.f, NAN}) {
     std::vector<Tensor> p = copies(p0, 1), b = copies(s0, 3), m = copies(s0, 1), v = copies(v0, 2);
@@ -333,15 +327,15 @@ void check_found_inf_and_grad_mul(Device dev) {
 // SGD's dampening-free first momentum).
 template <typename Make>
 void check_rewind(const std::string& name, Make make, Device dev) {
-  Tensor wa = Tensor::randn(Shape{5, 4}, 3, 0, 0.f, 1.f, DType::f32, dev), ba = Tensor::randn(Shape{4}, 4, 0, 0.f, 1.f, DType::f32, dev);
+  Tensor wa = randn(Shape{5, 4}, 3, 0, 0.f, 1.f, DType::f32, dev), ba = randn(Shape{4}, 4, 0, 0.f, 1.f, DType::f32, dev);
   Tensor wb = wa.clone(), bb = ba.clone();
   for (Tensor* t : {&wa, &ba, &wb, &bb}) t->requires_grad_();
   std::vector<NamedParam> pa{{"w", &wa}, {"b", &ba}}, pb{{"w", &wb}, {"b", &bb}};
   std::unique_ptr<Optimizer> oa = make(pa), ob = make(pb);
-  const Tensor skip = Tensor::ones(Shape{1}, DType::f32, dev);
+  const Tensor skip = ones(Shape{1}, DType::f32, dev);
   for (int i = 0; i < 3; ++i) {
-    const Tensor gw = Tensor::randn(Shape{5, 4}, 30 + i, 0, 0.f, 1.f, DType::f32, dev);
-    const Tensor gb = Tensor::randn(Shape{4}, 40 + i, 0, 0.f, 1.f, DType::f32, dev);
+    const Tensor gw = randn(Shape{5, 4}, 30 + i, 0, 0.f, 1.f, DType::f32, dev);
+    const Tensor gb = randn(Shape{4}, 40 + i, 0, 0.f, 1.f, DType::f32, dev);
     wa.set_grad(gw);
     ba.set_grad(gb);
     wb.set_grad(gw);
@@ -400,10 +394,10 @@ void check_grad_stats_multi(Device dev, const std::vector<std::int64_t>& sizes) 
         for (const double bad : {static_cast<double>(NAN), static_cast<double>(INFINITY), -static_cast<double>(INFINITY)}) {
           Tensor one = xs[which].slice0(at, at + 1);
           const Tensor keep = one.clone();
-          one.fill_(bad);
+          fill_(one, bad);
           kernels::grad_stats_multi(xs, out);
           EXPECT_EQ(out.to_vector<double>()[1], 1.0) << name << ": " << bad << " at " << at << " of tensor " << which;
-          one.copy_(keep);
+          copy_(one, keep);
         }
       }
     }
@@ -436,13 +430,13 @@ TEST(OptimMulti, GpuSkippedAndRewoundStepIsAsIfNotCalled) {
 }
 
 TEST(OptimMulti, ListsAreChecked) {
-  Tensor p = Tensor::zeros(Shape{3}), g = Tensor::zeros(Shape{3}), g4 = Tensor::zeros(Shape{4});
+  Tensor p = zeros(Shape{3}), g = zeros(Shape{3}), g4 = zeros(Shape{4});
   const kernels::AdamHyper h{0.01f, 0.9f, 0.999f, 1e-8f, false, 0.1f, 0.03f};
   EXPECT_EQ(error_of([&] { kernels::adam_update_multi({p, p}, {g}, {g, g}, {g, g}, {0.f, 0.f}, h); }),
             "adam_update_multi: 1 gradients for 2 parameters");
   EXPECT_EQ(error_of([&] { kernels::adam_update_multi({p, p}, {g, g4}, {g, g}, {g, g}, {0.f, 0.f}, h); }),
             "adam_update_multi (parameter 1): shapes differ: [3] vs [4]");
-  EXPECT_EQ(error_of([&] { kernels::adam_update_multi({p}, {g}, {g}, {g}, {0.f}, h, Tensor::zeros(Shape{2})); }),
+  EXPECT_EQ(error_of([&] { kernels::adam_update_multi({p}, {g}, {g}, {g}, {0.f}, h, zeros(Shape{2})); }),
             "adam_update_multi: found_inf must be a one-element f32 tensor, got [2] f32");
   EXPECT_EQ(error_of([&] {
               kernels::sgd_update_multi({p}, {g}, {Tensor()}, {kernels::SgdParamHyper{0.f, true}},
@@ -459,8 +453,8 @@ TEST(GradientUtils, GpuGradStatsMultiMatchesPerTensorStats) {
 }
 
 TEST(GradientUtils, GradStatsDeviceWithoutGradientsIsZero) {
-  Tensor w = Tensor::ones(Shape{4}).requires_grad_();
+  Tensor w = ones(Shape{4}).requires_grad_();
   EXPECT_EQ(grad_stats_device({{"w", &w}}).to_vector<float>(), (std::vector<float>{0.f, 0.f}));
-  w.set_grad(Tensor::full(Shape{4}, 2.0));
+  w.set_grad(full(Shape{4}, 2.0));
   EXPECT_EQ(grad_stats_device({{"w", &w}}).to_vector<float>(), (std::vector<float>{16.f, 0.f}));
 }

@@ -5,6 +5,7 @@
 
 #include "core/philox.h"
 #include "core/tensor.h"
+#include "kernels/tensor_ops.h"
 #include "test_util.h"
 
 using namespace livernet;
@@ -30,7 +31,7 @@ TEST(Philox, KnownAnswerVectors) {
 }
 
 TEST(Philox, UniformIsInRangeAndUnbiased) {
-  const Tensor u = Tensor::rand(Shape{200000}, 42, 3, -2.f, 5.f);
+  const Tensor u = rand(Shape{200000}, 42, 3, -2.f, 5.f);
   const std::vector<float> v = u.to_vector<float>();
   double sum = 0;
   for (float x : v) {
@@ -42,7 +43,7 @@ TEST(Philox, UniformIsInRangeAndUnbiased) {
 }
 
 TEST(Philox, NormalHasRequestedMoments) {
-  const Tensor z = Tensor::randn(Shape{400, 500}, 9, 0, 1.5f, 2.0f);
+  const Tensor z = randn(Shape{400, 500}, 9, 0, 1.5f, 2.0f);
   const std::vector<double> v = z.to_vector<double>();
   double m = 0, m2 = 0;
   for (double x : v) m += x;
@@ -55,26 +56,26 @@ TEST(Philox, NormalHasRequestedMoments) {
 }
 
 TEST(Philox, SameSeedSameNumbersDifferentStreamsDiffer) {
-  const auto a = Tensor::randn(Shape{1000}, 5, 1).to_vector<float>();
-  const auto b = Tensor::randn(Shape{1000}, 5, 1).to_vector<float>();
-  const auto c = Tensor::randn(Shape{1000}, 5, 2).to_vector<float>();
-  const auto d = Tensor::randn(Shape{1000}, 6, 1).to_vector<float>();
+  const auto a = randn(Shape{1000}, 5, 1).to_vector<float>();
+  const auto b = randn(Shape{1000}, 5, 1).to_vector<float>();
+  const auto c = randn(Shape{1000}, 5, 2).to_vector<float>();
+  const auto d = randn(Shape{1000}, 6, 1).to_vector<float>();
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
   EXPECT_NE(a, d);
   // Element i does not depend on the tensor's size: a prefix of a longer draw is the shorter draw.
-  const auto longer = Tensor::randn(Shape{1003}, 5, 1).to_vector<float>();
+  const auto longer = randn(Shape{1003}, 5, 1).to_vector<float>();
   EXPECT_TRUE(std::equal(a.begin(), a.end(), longer.begin()));
 }
 
 TEST(Philox, GpuDrawsTheSameNumbersAsCpu) {
   LN_REQUIRE_CUDA();
   for (DType dt : {DType::f32, DType::bf16, DType::f16}) {
-    const auto cu = Tensor::rand(Shape{3, 1001}, 11, 4, 0.f, 1.f, dt).to_vector<float>();
-    const auto gu = Tensor::rand(Shape{3, 1001}, 11, 4, 0.f, 1.f, dt, Device::cuda()).to_vector<float>();
+    const auto cu = rand(Shape{3, 1001}, 11, 4, 0.f, 1.f, dt).to_vector<float>();
+    const auto gu = rand(Shape{3, 1001}, 11, 4, 0.f, 1.f, dt, Device::cuda()).to_vector<float>();
     EXPECT_EQ(cu, gu) << "uniform " << dtype_name(dt);  // bitwise: only integer ops and exact scaling
-    const auto cn = Tensor::randn(Shape{3, 1001}, 11, 4, 0.f, 1.f, dt).to_vector<double>();
-    const auto gn = Tensor::randn(Shape{3, 1001}, 11, 4, 0.f, 1.f, dt, Device::cuda()).to_vector<double>();
+    const auto cn = randn(Shape{3, 1001}, 11, 4, 0.f, 1.f, dt).to_vector<double>();
+    const auto gn = randn(Shape{3, 1001}, 11, 4, 0.f, 1.f, dt, Device::cuda()).to_vector<double>();
     // log/sin/cos may differ by an ulp between the host libm and CUDA's.
     EXPECT_LT(livernet::testing::max_rel_error(gn, cn), dt == DType::f32 ? 1e-6 : 1e-2) << "normal " << dtype_name(dt);
   }

@@ -9,11 +9,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "io/augment.h"
+#include "data/augment.h"
 #include "io/hdf5.h"
 #include "io/image.h"
-#include "io/preprocess.h"
-#include "io/weights.h"
+#include "data/preprocess.h"
+#include "kernels/tensor_ops.h"
+#include "models/weights.h"
 #include "kernels/nn.h"
 #include "test_util.h"
 
@@ -100,7 +101,7 @@ TEST_F(Tools, PredictMatchesTheModelOnNpyPngAndDatasets) {
   io::save_weights(model, cfg, path("w.h5"));
 
   // .npy, already scaled: 3 grey images at the model's size.
-  const Tensor x = Tensor::rand(Shape{3, 80, 80, 1}, 9, 0, -1.f, 1.f);
+  const Tensor x = rand(Shape{3, 80, 80, 1}, 9, 0, -1.f, 1.f);
   io::write_npy(path("x.npy"), x);
   Result r = run("predict", "--weights " + path("w.h5") + " --input " + path("x.npy") + " -o " + path("p.csv") + " --device cpu");
   ASSERT_EQ(r.rc, 0) << r.err;
@@ -128,14 +129,14 @@ TEST_F(Tools, PredictMatchesTheModelOnNpyPngAndDatasets) {
   r = run("predict", "--weights " + path("w.h5") + " --input " + path("img.png") + " --device cpu");
   ASSERT_EQ(r.rc, 0) << r.err;
   rows = read_csv(r.out);
-  const Tensor png_in = io::resize_bilinear(io::scale_8bit(Tensor::from_vector(px, Shape{1, 100, 90, 1})), 80, 80);
+  const Tensor png_in = data::resize_bilinear(data::scale_8bit(Tensor::from_vector(px, Shape{1, 100, 90, 1})), 80, 80);
   EXPECT_EQ(rows[1][0], "img.png");
   EXPECT_NEAR(std::stod(rows[1][2]), kernels::softmax(model(png_in)).to_vector<float>()[1], 1e-5);
 
   // A dataset file in HU with lesion ids.
   {
     io::H5File f = io::H5File::create(path("d.h5"));
-    f.write("images", Tensor::rand(Shape{2, 80, 80}, 3, 0, -200.f, 300.f));
+    f.write("images", rand(Shape{2, 80, 80}, 3, 0, -200.f, 300.f));
     f.write_strings("lesion_id", {"L-7", "L-9"});
   }
   r = run("predict", "--weights " + path("w.h5") + " --input " + path("d.h5") + " --device cpu");
@@ -144,12 +145,12 @@ TEST_F(Tools, PredictMatchesTheModelOnNpyPngAndDatasets) {
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[2][0], "L-9");
   const Tensor hu = io::H5File::open(path("d.h5")).read("images");
-  const Tensor win = io::apply_window(hu, {}).reshape({2, 80, 80, 1});
+  const Tensor win = data::apply_window(hu, {}).reshape({2, 80, 80, 1});
   EXPECT_NEAR(std::stod(rows[2][1]), kernels::softmax(model(win)).to_vector<float>()[2], 1e-5);
 
   // Patches of another size with values far outside the window: resized in HU, then windowed, exactly
-  // as training and tools/evaluate prepare them (io::make_input), not clipped first.
-  const Tensor hu64 = Tensor::rand(Shape{2, 64, 64}, 5, 0, -600.f, 900.f);
+  // as training and tools/evaluate prepare them (data::make_input), not clipped first.
+  const Tensor hu64 = rand(Shape{2, 64, 64}, 5, 0, -600.f, 900.f);
   {
     io::H5File f = io::H5File::create(path("d64.h5"));
     f.write("images", hu64);
@@ -160,7 +161,7 @@ TEST_F(Tools, PredictMatchesTheModelOnNpyPngAndDatasets) {
   ASSERT_EQ(rows.size(), 3u);
   Tensor as_trained = Tensor::empty(Shape{2, 80, 80, 1});
   for (std::int64_t i = 0; i < 2; ++i)
-    io::make_input(hu64.slice0(i, i + 1).reshape({64, 64}).clone(), io::InputConfig{{}, 80}, io::AugmentConfig{}, 0, 0, 0,
+    data::make_input(hu64.slice0(i, i + 1).reshape({64, 64}).clone(), data::InputConfig{{}, 80}, data::AugmentConfig{}, 0, 0, 0,
                    as_trained.data<float>() + i * 80 * 80);
   const std::vector<float> p_trained = kernels::softmax(model(as_trained)).to_vector<float>();
   for (int i = 0; i < 2; ++i)
@@ -175,8 +176,8 @@ TEST_F(Tools, PredictRefusesBadInputsWithOneLine) {
   LesionClassifier model(cfg);
   io::save_weights(model, cfg, path("w.h5"));
   std::ofstream(path("a.txt")) << "x";
-  io::write_npy(path("small.npy"), Tensor::zeros(Shape{1, 50, 50, 1}));
-  io::write_npy(path("nan.npy"), Tensor::full(Shape{1, 80, 80, 1}, NAN));
+  io::write_npy(path("small.npy"), zeros(Shape{1, 50, 50, 1}));
+  io::write_npy(path("nan.npy"), full(Shape{1, 80, 80, 1}, NAN));
   const std::pair<std::string, std::string> cases[] = {
       {"--input " + path("a.txt"), "unsupported input type '.txt'"},
       {"--input " + path("missing.npy"), "missing.npy: cannot open"},

@@ -20,14 +20,7 @@ const std::string& data_path() {
   return p;
 }
 
-#define LN_REQUIRE_TORCH_DATA()                                                                   \
-  do {                                                                                            \
-    if (!std::filesystem::exists(data_path())) {                                                  \
-      std::ifstream why(data_path() + ".skip");                                                   \
-      std::string reason((std::istreambuf_iterator<char>(why)), std::istreambuf_iterator<char>()); \
-      GTEST_SKIP() << (reason.empty() ? "no PyTorch reference data at " + data_path() : reason);  \
-    }                                                                                             \
-  } while (0)
+#define LN_REQUIRE_TORCH_DATA() LN_REQUIRE_REFERENCE_DATA(data_path(), data_path() + ".skip", "no PyTorch reference data at " + data_path())
 
 constexpr double kTol = 1e-5;
 
@@ -64,7 +57,7 @@ TEST_F(TorchReference, Conv2d) {
                                                           static_cast<int>(pad[1]));
     Tensor y = F::conv2d(x, w, b, p);
     expect_near(y, get(c + "/y"), c + " output");
-    y.backward(get(c + "/seed").view(y.shape()));
+    backward(y, get(c + "/seed").view(y.shape()));
     expect_near(x.grad(), get(c + "/dx"), c + " input gradient");
     expect_near(w.grad(), get(c + "/dw"), c + " weight gradient");
     if (has_bias) expect_near(b.grad(), get(c + "/db"), c + " bias gradient");
@@ -81,7 +74,7 @@ TEST_F(TorchReference, BatchNorm) {
     expect_near(y, get(c + "/y"), c + " output");
     expect_near(rm, get(c + "/running_mean_out"), c + " running mean");
     expect_near(rv, get(c + "/running_var_out"), c + " running variance");
-    y.backward(get(c + "/seed").view(y.shape()));
+    backward(y, get(c + "/seed").view(y.shape()));
     expect_near(x.grad(), get(c + "/dx"), c + " input gradient");
     expect_near(g.grad(), get(c + "/dgamma"), c + " gamma gradient");
     expect_near(b.grad(), get(c + "/dbeta"), c + " beta gradient");
@@ -102,7 +95,7 @@ TEST_F(TorchReference, Pools) {
     Tensor x = get(c + "/x", true);
     Tensor y = k.max ? F::max_pool2d(x, k.p) : F::avg_pool2d(x, k.p);
     expect_near(y, get(c + "/y"), c + " output");
-    y.backward(get(c + "/seed").view(y.shape()));
+    backward(y, get(c + "/seed").view(y.shape()));
     expect_near(x.grad(), get(c + "/dx"), c + " input gradient");
   }
 }
@@ -112,7 +105,7 @@ TEST_F(TorchReference, Linear) {
   Tensor x = get("linear/x", true), w = get("linear/w", true), b = get("linear/b", true);
   Tensor y = F::linear(x, w, b);
   expect_near(y, get("linear/y"), "linear output");
-  y.backward(get("linear/seed"));
+  backward(y, get("linear/seed"));
   expect_near(x.grad(), get("linear/dx"), "linear input gradient");
   expect_near(w.grad(), get("linear/dw"), "linear weight gradient");
   expect_near(b.grad(), get("linear/db"), "linear bias gradient");
@@ -127,7 +120,7 @@ TEST_F(TorchReference, CrossEntropy) {
     const float smoothing = static_cast<float>(file_->read(c + "/smoothing").item());
     Tensor loss = F::cross_entropy(z, labels, w, smoothing);
     expect_near(loss, get(c + "/loss"), c + " loss");
-    loss.backward();
+    backward(loss);
     expect_near(z.grad(), get(c + "/dlogits"), c + " logits gradient");
   }
 }

@@ -10,24 +10,26 @@
 #include <set>
 
 #include "core/philox.h"
-#include "io/augment.h"
-#include "io/loader.h"
-#include "tools/common/cv.h"
-#include "tools/common/metrics.h"
-#include "tools/common/phantoms.h"
-#include "tools/common/train_config.h"
-#include "tools/common/trainer.h"
+#include "data/augment.h"
+#include "data/loader.h"
+#include "kernels/tensor_ops.h"
+#include "train/cv.h"
+#include "train/metrics.h"
+#include "data/phantoms.h"
+#include "train/train_config.h"
+#include "train/trainer.h"
 #include "test_util.h"
 
 using namespace livernet;
-using namespace livernet::tools;
+using namespace livernet::data;
+using namespace livernet::train;
 namespace fs = std::filesystem;
 
 namespace {
 
 // A random dataset: `patients` patients with 1..6 lesions, labels drawn with a patient-level bias.
-io::Dataset random_dataset(int patients, int classes, std::uint64_t seed) {
-  io::Dataset d;
+data::Dataset random_dataset(int patients, int classes, std::uint64_t seed) {
+  data::Dataset d;
   d.path = "random";
   for (int c = 0; c < classes; ++c) d.class_names.push_back(str_cat("c", c));
   for (int p = 0; p < patients; ++p) {
@@ -36,7 +38,7 @@ io::Dataset random_dataset(int patients, int classes, std::uint64_t seed) {
     for (int l = 0; l < n; ++l) {
       const float u = philox_uniform_at(seed, p, 2 + l, 0, 1);
       const int label = classes == 2 ? (u < bias ? 1 : 0) : static_cast<int>(u * classes) % classes;
-      d.images.push_back(Tensor::zeros(Shape{4, 4}));
+      d.images.push_back(zeros(Shape{4, 4}));
       d.labels.push_back(label);
       d.patient_ids.push_back(str_cat("p", p));
       d.lesion_ids.push_back(str_cat("p", p, "l", l));
@@ -55,7 +57,7 @@ TEST(CrossValidation, NoPatientLeakageAndStratifiedOnRandomDatasets) {
   for (std::uint64_t seed = 1; seed <= 25; ++seed) {
     const int patients = 10 + static_cast<int>(seed * 7 % 60);
     const int classes = seed % 4 == 0 ? 3 : 2;
-    io::Dataset d = random_dataset(patients, classes, seed);
+    data::Dataset d = random_dataset(patients, classes, seed);
     bool all_classes = true;
     for (auto c : d.class_counts()) all_classes = all_classes && c > 0;
     if (!all_classes) continue;
@@ -96,7 +98,7 @@ TEST(CrossValidation, NoPatientLeakageAndStratifiedOnRandomDatasets) {
 }
 
 TEST(CrossValidation, ClearErrorsForImpossibleSplits) {
-  io::Dataset d = random_dataset(3, 2, 9);
+  data::Dataset d = random_dataset(3, 2, 9);
   d.labels = std::vector<int>(d.labels.size(), 0);
   d.labels[0] = 1;
   try {
@@ -146,25 +148,25 @@ TEST(Metrics, HandComputedCases) {
 }
 
 TEST(Augmentation, WithoutAugmentationItIsWindowPlusResize) {
-  const Tensor hu = Tensor::rand(Shape{37, 29}, 4, 0, -300.f, 500.f);
+  const Tensor hu = rand(Shape{37, 29}, 4, 0, -300.f, 500.f);
   std::vector<float> out(75 * 75);
-  io::make_input(hu, {{40, 400}, 75}, {}, 1, 2, 3, out.data());
-  const Tensor ref = io::apply_window(io::resize_bilinear(hu.reshape({37, 29, 1}), 75, 75), {40, 400});
+  data::make_input(hu, {{40, 400}, 75}, {}, 1, 2, 3, out.data());
+  const Tensor ref = data::apply_window(data::resize_bilinear(hu.reshape({37, 29, 1}), 75, 75), {40, 400});
   const auto r = ref.to_vector<float>();
   for (std::size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], r[i], 1e-5) << i;
 }
 
 TEST(Augmentation, LoaderOutputDoesNotDependOnThreadCount) {
-  io::Dataset d = random_dataset(8, 2, 3);
-  for (std::size_t i = 0; i < d.images.size(); ++i) d.images[i] = Tensor::rand(Shape{20, 24}, 50 + i, 0, -100.f, 200.f);
-  io::AugmentConfig aug;
+  data::Dataset d = random_dataset(8, 2, 3);
+  for (std::size_t i = 0; i < d.images.size(); ++i) d.images[i] = rand(Shape{20, 24}, 50 + i, 0, -100.f, 200.f);
+  data::AugmentConfig aug;
   aug.enabled = true;
   std::vector<std::int64_t> order;
   for (std::int64_t i = d.size() - 1; i >= 0; --i) order.push_back(i);
   auto run = [&](int threads) {
-    io::BatchLoader loader(d, order, 3, {{40, 400}, 32}, aug, 11, 4, Device::cpu(), threads);
+    data::BatchLoader loader(d, order, 3, {{40, 400}, 32}, aug, 11, 4, Device::cpu(), threads);
     std::vector<float> all;
-    io::Batch b;
+    data::Batch b;
     while (loader.next(b)) {
       const auto v = b.images.to_vector<float>();
       all.insert(all.end(), v.begin(), v.end());
@@ -175,8 +177,8 @@ TEST(Augmentation, LoaderOutputDoesNotDependOnThreadCount) {
   EXPECT_EQ(one.size(), static_cast<std::size_t>(d.size()) * 32 * 32);
   EXPECT_EQ(one, four);
   // A different epoch draws different augmentations.
-  io::BatchLoader other(d, order, 3, {{40, 400}, 32}, aug, 11, 5, Device::cpu(), 1);
-  io::Batch b;
+  data::BatchLoader other(d, order, 3, {{40, 400}, 32}, aug, 11, 5, Device::cpu(), 1);
+  data::Batch b;
   other.next(b);
   const std::vector<float> first = b.images.to_vector<float>();
   EXPECT_NE(std::vector<float>(one.begin(), one.begin() + 32 * 32), std::vector<float>(first.begin(), first.begin() + 32 * 32));
@@ -205,6 +207,43 @@ TEST(TrainConfig, ErrorsNameTheKey) {
   const TrainConfig r = parse_train_config(c.to_yaml(), "resolved");
   EXPECT_EQ(r.to_yaml(), c.to_yaml());
   EXPECT_EQ(r.folds, 3);
+  // Every kind of value survives config.yaml: choices, nested sections, lists, flags.
+  c.optimizer = OptimizerKind::adamw;
+  c.schedule = Schedule::cosine;
+  c.monitor = Monitor::val_auc;
+  c.balance = Balance::class_weight;
+  c.nonfinite = NonFinite::stop;
+  c.precision = Precision::f16;
+  c.model.flavour = Flavour::torchvision;
+  c.model.residual = ResidualMode::projection;
+  c.model.head_hidden = {7, 5};
+  c.model.class_names = {"cyst", "metastasis"};
+  c.augment.rotation_deg = 12.5f;
+  c.augment.enabled = false;
+  c.seed = 123456789012ull;
+  const std::string yaml = c.to_yaml();
+  EXPECT_NE(yaml.find("optimizer: adamw"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("  augment:\n    enabled: false"), std::string::npos) << yaml;
+  const TrainConfig back = parse_train_config(yaml, "resolved");
+  EXPECT_EQ(back.to_yaml(), yaml);
+  EXPECT_EQ(back.optimizer, OptimizerKind::adamw);
+  EXPECT_EQ(back.schedule, Schedule::cosine);
+  EXPECT_EQ(back.monitor, Monitor::val_auc);
+  EXPECT_EQ(back.balance, Balance::class_weight);
+  EXPECT_EQ(back.nonfinite, NonFinite::stop);
+  EXPECT_EQ(back.precision, Precision::f16);
+  EXPECT_EQ(back.model.flavour, Flavour::torchvision);
+  EXPECT_EQ(back.model.residual, ResidualMode::projection);
+  EXPECT_EQ(back.model.head_hidden, (std::vector<int>{7, 5}));
+  EXPECT_EQ(back.model.class_names, (std::vector<std::string>{"cyst", "metastasis"}));
+  EXPECT_FLOAT_EQ(back.augment.rotation_deg, 12.5f);
+  EXPECT_FALSE(back.augment.enabled);
+  EXPECT_EQ(back.seed, 123456789012ull);
+  // A wrong choice anywhere, a nested section included, names its key.
+  EXPECT_NE(err("model:\n  flavour: caffe\n").find("c.yaml: model.flavour: 'caffe' is not one of keras, torchvision"),
+            std::string::npos);
+  EXPECT_NE(err("data:\n  augment:\n    flipz: true\n").find("c.yaml: data.augment: unknown key 'flipz' (did you mean 'flips'?)"),
+            std::string::npos);
 }
 
 namespace {
@@ -225,11 +264,7 @@ TrainConfig tiny_config(const std::string& data) {
 
 TEST(Training, ResumeAfterInterruptionEqualsAnUninterruptedRun) {
   TempDir dir;
-  PhantomConfig pc;
-  pc.patients = 12;
-  pc.max_lesions = 4;
-  pc.size = 32;
-  io::save_dataset_h5(make_phantoms(pc), dir.str("d.h5"));
+  data::save_dataset_h5(make_phantoms({.patients = 12, .max_lesions = 4, .size = 32}), dir.str("d.h5"));
   const TrainConfig cfg = tiny_config(dir.str("d.h5"));
   fs::create_directories(dir.str("full"));
   Progress quiet(dir.str("full/log.txt"));
@@ -275,23 +310,12 @@ TEST(Training, ResumeAfterInterruptionEqualsAnUninterruptedRun) {
 
 TEST(Training, SmokeRunOnPhantomsBeatsChance) {
   TempDir dir;
-  PhantomConfig pc;
-  pc.patients = 40;
-  pc.max_lesions = 4;
-  pc.size = 40;
-  pc.hard_fraction = 0;
-  pc.seed = 4;
-  io::save_dataset_h5(make_phantoms(pc), dir.str("d.h5"));
-  TrainConfig c;
-  c.data = dir.str("d.h5");
-  c.model.input_size = 75;
+  data::save_dataset_h5(make_phantoms({.patients = 40, .max_lesions = 4, .size = 40, .hard_fraction = 0, .seed = 4}),
+                        dir.str("d.h5"));
+  TrainConfig c = tiny_config(dir.str("d.h5"));
   c.model.head_hidden = {64};
   c.batch_size = 16;
   c.epochs = 12;
-  c.early_stopping_patience = 0;
-  c.folds = 2;
-  c.augment.enabled = true;
-  c.device = "cpu";
   fs::create_directories(dir.str("run"));
   Progress quiet(dir.str("run/log.txt"));
   const RunSummary s = run_training(c, dir.str("run"), quiet);

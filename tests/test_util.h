@@ -94,4 +94,21 @@ std::string error_of(Fn&& fn) {
   return "(no error)";
 }
 
+// Why reference data made by a Python oracle (tests/*.py) is missing: the text its maker left in
+// `skip_file` (e.g. "PyTorch is not installed"), else `fallback`; "" when `data` exists.
+inline std::string missing_reference_data(const std::string& data, const std::string& skip_file,
+                                          const std::string& fallback) {
+  if (std::filesystem::exists(data)) return "";
+  std::ifstream why(skip_file);
+  std::string reason((std::istreambuf_iterator<char>(why)), std::istreambuf_iterator<char>());
+  return reason.empty() ? fallback : reason;
+}
+
 }  // namespace livernet::testing
+
+// Skips the test, with the reason, when the reference data `data` was not made (missing_reference_data).
+#define LN_REQUIRE_REFERENCE_DATA(data, skip_file, fallback)                                       \
+  do {                                                                                             \
+    const std::string ln_missing_ = ::livernet::testing::missing_reference_data(data, skip_file, fallback); \
+    if (!ln_missing_.empty()) GTEST_SKIP() << ln_missing_;                                         \
+  } while (0)

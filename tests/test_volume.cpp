@@ -4,22 +4,13 @@
 
 #include <cmath>
 
-#include "io/volume.h"
+#include "ct/volume.h"
 #include "test_util.h"
 
 using namespace livernet;
 using namespace livernet::io;
 
 namespace {
-
-Grid make_grid(std::array<std::int64_t, 3> size, Vec3 spacing, Vec3 origin, std::array<Vec3, 3> axes) {
-  Grid g;
-  g.size = size;
-  g.spacing = spacing;
-  g.origin = origin;
-  g.axes = axes;
-  return g;
-}
 
 // A volume whose value encodes the LPS position of each voxel centre (x + 1000 y + 1e6 z, rounded mm).
 Volume position_coded(const Grid& g) {
@@ -37,7 +28,7 @@ Volume position_coded(const Grid& g) {
 
 TEST(Grid, IndexAndPatientCoordinatesAreInverse) {
   const double c = std::cos(0.3), s = std::sin(0.3);
-  const Grid g = make_grid({7, 5, 3}, {0.7, 0.8, 2.5}, {-100, 50, 20}, {{{c, s, 0}, {-s, c, 0}, {0, 0, -1}}});
+  const Grid g = Grid{{7, 5, 3}, {0.7, 0.8, 2.5}, {-100, 50, 20}, {{{c, s, 0}, {-s, c, 0}, {0, 0, -1}}}};
   g.validate("g");
   const Vec3 p = g.to_lps(2.5, 1, 2);
   const Vec3 ijk = g.to_index(p);
@@ -49,7 +40,7 @@ TEST(Grid, IndexAndPatientCoordinatesAreInverse) {
 }
 
 TEST(Grid, DifferencesAreNamed) {
-  const Grid a = make_grid({4, 4, 4}, {1, 1, 2}, {0, 0, 0}, {{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}});
+  const Grid a = Grid{{4, 4, 4}, {1, 1, 2}, {0, 0, 0}, {{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}}};
   Grid b = a;
   EXPECT_EQ(grid_difference(a, b), "");
   b.size[2] = 5;
@@ -66,7 +57,7 @@ TEST(Grid, DifferencesAreNamed) {
 }
 
 TEST(Grid, ValidateRefusesDegenerateGrids) {
-  Grid g = make_grid({4, 4, 4}, {1, 1, 0}, {0, 0, 0}, {{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}});
+  Grid g = Grid{{4, 4, 4}, {1, 1, 0}, {0, 0, 0}, {{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}}};
   EXPECT_NE(livernet::testing::error_of([&] { g.validate("scan.nii"); }).find("scan.nii: voxel spacing"), std::string::npos);
   g.spacing = {1, 1, 1};
   g.axes[1] = {1, 0, 0};
@@ -86,7 +77,7 @@ TEST(Grid, CanonicalReorientationKeepsEveryVoxelInPlace) {
       {{{0, -0.9950041652780258, 0.09983341664682815}, {0, 0.09983341664682815, 0.9950041652780258}, {-1, 0, 0}}},  // oblique
   }};
   for (const auto& axes : cases) {
-    const Grid g = make_grid({5, 4, 3}, {1, 2, 3}, {10, -20, 30}, axes);
+    const Grid g = Grid{{5, 4, 3}, {1, 2, 3}, {10, -20, 30}, axes};
     const Volume v = position_coded(g);
     const Reorientation r = canonical_reorientation(g);
     const Volume c = reorient(v, r);

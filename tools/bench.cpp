@@ -13,14 +13,15 @@
 #include <nlohmann/json.hpp>
 
 #include "core/allocator.h"
-#include "core/autograd.h"
+#include "autograd/autograd.h"
 #include "core/graph.h"
 #include "core/version.h"
 #include "core/work_counters.h"
 #include "kernels/nn.h"
+#include "kernels/tensor_ops.h"
 #include "models/inception_v3.h"
 #include "optim/optimizer.h"
-#include "tools/common/tool.h"
+#include "tools/cli.h"
 
 #if defined(LIVERNET_WITH_CUDA)
 #include "core/cuda/cuda_context.h"
@@ -44,7 +45,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 // The device's dense matrix-multiply rate in `dt` (TFLOP/s), measured with the engine's own GEMM.
 double measure_matmul_tflops(Device d, DType dt) {
   const std::int64_t n = 8192;
-  const Tensor a = Tensor::randn(Shape{n, n}, 1, 0, 0, 1, dt, d), b = Tensor::randn(Shape{n, n}, 2, 0, 0, 1, dt, d);
+  const Tensor a = randn(Shape{n, n}, 1, 0, 0, 1, dt, d), b = randn(Shape{n, n}, 2, 0, 0, 1, dt, d);
   Tensor c = Tensor::empty(Shape{n, n}, dt, d);
   for (int i = 0; i < 3; ++i) kernels::gemm(a, false, b, false, 1.f, 0.f, c);
   sync(d);
@@ -84,7 +85,7 @@ int main(int argc, char** argv) {
                "call livernet_trace_begin/end (an LD_PRELOADed tracer, bench/cupti_trace) around the timed steps");
   app.add_option("--json", json_path, "also write the results as JSON to this file");
   return tools::run(app, argc, argv, [&] {
-    const Device dev = tools::resolve_device(device);
+    const Device dev = resolve_device(device);
     const DType dt = dtype_name_arg == "auto" ? (dev.is_cuda() ? DType::bf16 : DType::f32) : parse_dtype(dtype_name_arg);
     LN_CHECK(is_floating(dt), "--dtype must be f32, bf16 or f16");
     ModelConfig cfg;
@@ -97,7 +98,7 @@ int main(int argc, char** argv) {
     model.to(dev);
     model.set_compute_dtype(dt);
     model.train(train);
-    const Tensor x = Tensor::randn(Shape{batch, size, size, 3}, 7, 0, 0, 1, DType::f32, dev);
+    const Tensor x = randn(Shape{batch, size, size, 3}, 7, 0, 0, 1, DType::f32, dev);
     std::vector<std::int32_t> lab(static_cast<std::size_t>(batch));
     for (int i = 0; i < batch; ++i) lab[i] = i % classes;
     const Tensor labels = Tensor::from_vector(lab, Shape{batch}, dev);
@@ -111,7 +112,7 @@ int main(int argc, char** argv) {
       if (train) {
         opt.zero_grad();
         Tensor loss = F::cross_entropy(model(x), labels);
-        loss.backward();
+        backward(loss);
         opt.step();
       } else {
         NoGradGuard ng;
@@ -166,7 +167,7 @@ int main(int argc, char** argv) {
 
     std::printf("%s", build_info().c_str());
     std::printf("bench: %s (%s flavour), %d classes, %s, %s, batch %d at %dx%d, %s\n", model_name.c_str(),
-                flavour_name(cfg.flavour), classes, dev.str().c_str(), dtype_name(dt), batch, size, size,
+                choice_name(cfg.flavour), classes, dev.str().c_str(), dtype_name(dt), batch, size, size,
                 train ? "training step (forward + backward + SGD)" : "forward (inference)");
     std::printf("  %.2f images/s   %.1f ms/step   %.1f GFLOP/step (conv+gemm)   %.1f GFLOP/s\n", ips, 1e3 * secs / iters,
                 flops_per_step / 1e9, flops_per_step * iters / secs / 1e9);

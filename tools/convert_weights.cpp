@@ -2,8 +2,8 @@
 #include <cstdio>
 
 #include "core/error.h"
-#include "io/convert.h"
-#include "tools/common/tool.h"
+#include "models/import_weights.h"
+#include "tools/cli.h"
 
 using namespace livernet;
 
@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
     const io::ConvertReport r = from == "keras" ? io::convert_keras(input, output) : io::convert_torchvision(input, output);
     for (const auto& w : r.warnings) std::fprintf(stderr, "convert_weights: warning: %s\n", w.c_str());
     std::printf("wrote %s: %d tensors, InceptionV3 (%s flavour), %s\n", output.c_str(), r.tensors,
-                flavour_name(r.config.flavour),
+                choice_name(r.config.flavour),
                 r.config.num_classes ? str_cat(r.config.num_classes, "-class classifier").c_str() : "backbone only");
     return 0;
   });

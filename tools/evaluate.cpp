@@ -3,10 +3,10 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "io/weights.h"
-#include "tools/common/report.h"
-#include "tools/common/tool.h"
-#include "tools/common/trainer.h"
+#include "models/weights.h"
+#include "train/report.h"
+#include "tools/cli.h"
+#include "train/trainer.h"
 
 using namespace livernet;
 namespace fs = std::filesystem;
@@ -22,9 +22,9 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   return tools::run(app, argc, argv, [&] {
     LN_CHECK(fs::is_directory(run), run, ": no such run directory");
-    tools::TrainConfig cfg = tools::load_train_config(run + "/config.yaml");
-    const io::Dataset test = io::load_dataset(data, io::ManifestOptions{cfg.window, 32768.f, {}});
-    const Device dev = tools::resolve_device(device);
+    train::TrainConfig cfg = train::load_train_config(run + "/config.yaml");
+    const data::Dataset test = data::load_dataset(data, data::ManifestOptions{cfg.window, 32768.f, {}});
+    const Device dev = resolve_device(device);
     std::vector<int> folds;
     if (fold) {
       folds.push_back(fold - 1);
@@ -48,24 +48,24 @@ int main(int argc, char** argv) {
                class_names.empty() ? "" : class_names[0], " ...");
       model->to(dev);
       cfg.model.input_size = model->config().input_size;
-      const auto probs = tools::predict_probs(*model, test, all, cfg, dev, cfg.batch_size);
+      const auto probs = train::predict_probs(*model, test, all, cfg, dev, cfg.batch_size);
       if (avg.empty()) avg.assign(probs.size(), std::vector<double>(probs[0].size(), 0.0));
       for (std::size_t i = 0; i < probs.size(); ++i)
         for (std::size_t c = 0; c < probs[i].size(); ++c) avg[i][c] += probs[i][c] / static_cast<double>(folds.size());
       std::fprintf(stderr, "evaluate: fold %d model applied to %lld lesions\n", k + 1, static_cast<long long>(test.size()));
     }
-    const int positive = tools::positive_class_index(cfg, test.class_names);
-    tools::FoldResult r;
+    const int positive = train::positive_class_index(cfg, test.class_names);
+    train::FoldResult r;
     r.fold = fold ? fold - 1 : 0;
     r.test_indices = all;
     r.test_probs = avg;
-    r.metrics = tools::compute_metrics(avg, test.labels, positive);
+    r.metrics = train::compute_metrics(avg, test.labels, positive);
     if (output.empty()) output = run + "/evaluation_" + fs::path(data).stem().string();
     fs::create_directories(output);
-    tools::write_results(output, test, {r}, r.metrics, positive,
+    train::write_results(output, test, {r}, r.metrics, positive,
                          fold ? str_cat("fold ", fold, " model") : str_cat("average of ", folds.size(), " fold models"));
-    std::printf("%s", tools::metrics_table({}, r.metrics).c_str());
-    tools::ReportInputs rep;
+    std::printf("%s", train::metrics_table({}, r.metrics).c_str());
+    train::ReportInputs rep;
     rep.run_dir = output;
     rep.title = str_cat("livernet evaluation of ", fs::path(run).filename().string(), " on ", fs::path(data).filename().string());
     rep.config = &cfg;
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     rep.training_curves = false;
     rep.gallery = 8;
     rep.fold_weights = {run + "/fold_" + std::to_string(fold ? fold - 1 : 0) + "/best.h5"};
-    const std::string report = tools::write_report(rep);
+    const std::string report = train::write_report(rep);
     std::printf("results: %s/metrics.json, %s/predictions.csv\nreport:  %s\n", output.c_str(), output.c_str(), report.c_str());
     return 0;
   });

@@ -5,11 +5,12 @@
 #include <map>
 #include <set>
 
-#include "io/dataset.h"
-#include "tools/common/lesions.h"
-#include "tools/common/progress.h"
-#include "tools/common/pseudonym.h"
-#include "tools/common/tool.h"
+#include "io/csv.h"
+#include "data/dataset.h"
+#include "data/lesions.h"
+#include "train/progress.h"
+#include "data/pseudonym.h"
+#include "tools/cli.h"
 
 using namespace livernet;
 namespace fs = std::filesystem;
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
       "identifiers never reach the outputs. See docs/data.md.",
       "extract_lesions");
   std::string input, layout, classes_path, output, lesions_csv, id_key, id_map;
-  tools::ExtractOptions o;
+  data::ExtractOptions o;
   bool strict = false;
   app.add_option("--input,-i", input, "root folder of the CT data")->required();
   app.add_option("--layout", layout, "ircadb (DICOM + mask series), dicom-seg (DICOM + DICOM-SEG) or nifti (volume + label map)")
@@ -48,57 +49,57 @@ int main(int argc, char** argv) {
   app.add_option("--neighbours", o.neighbours, "also take this many slices on each side of the largest one")
       ->capture_default_str()
       ->check(CLI::Range(0, 20));
-  app.add_option("--id-key", id_key, "pseudonymisation key file (created when missing; default: " + tools::default_id_key_path() + ")");
+  app.add_option("--id-key", id_key, "pseudonymisation key file (created when missing; default: " + data::default_id_key_path() + ")");
   app.add_option("--id-map", id_map, "also write folder -> pseudonym to this CSV (keep it apart from the data)");
   app.add_flag("--strict", strict, "fail when any patient is skipped");
   return tools::run(app, argc, argv, [&] {
-    const tools::ClassMap classes = tools::ClassMap::load(classes_path);
+    const data::ClassMap classes = data::ClassMap::load(classes_path);
     if (lesions_csv.empty()) {
       std::string stem = output;
       if (stem.size() > 3 && stem.substr(stem.size() - 3) == ".h5") stem.resize(stem.size() - 3);
       lesions_csv = stem + "_lesions.csv";
     }
     LN_CHECK(fs::absolute(lesions_csv) != fs::absolute(output), "--lesions-csv must differ from --output");
-    if (id_key.empty()) id_key = tools::default_id_key_path();
+    if (id_key.empty()) id_key = data::default_id_key_path();
     bool created = false;
-    const std::string key = tools::load_or_create_id_key(id_key, &created);
+    const std::string key = data::load_or_create_id_key(id_key, &created);
     if (created)
       std::fprintf(stderr, "extract_lesions: created a new pseudonymisation key %s; keep it (the same key gives the same patient ids) "
                    "and keep it apart from the data\n", id_key.c_str());
 
     std::vector<std::string> notes;
-    const std::vector<tools::PatientSource> sources = tools::find_patients(input, layout, &notes);
+    const std::vector<data::PatientSource> sources = data::find_patients(input, layout, &notes);
     for (const auto& n : notes) std::fprintf(stderr, "extract_lesions: %s\n", n.c_str());
     LN_CHECK(!sources.empty(), input, ": no patient found for layout '", layout, "' (see docs/data.md)");
 
-    io::Dataset d;
+    data::Dataset d;
     d.path = output;
     d.class_names = classes.classes;
-    std::vector<tools::LesionRecord> records;
+    std::vector<data::LesionRecord> records;
     std::vector<std::pair<std::string, std::string>> skipped;  // folder, reason (printed, never stored)
     std::map<std::string, std::string> pseudonyms;             // folder -> id
     std::map<std::string, std::string> owner;                  // id -> folder (collision check)
     std::map<std::string, int> ignored, lesions_of;
     std::int64_t small = 0;
-    tools::Progress progress;
+    train::Progress progress;
     for (std::size_t p = 0; p < sources.size(); ++p) {
       const auto& src = sources[p];
-      const std::string pid = tools::pseudonym(key, src.name);
+      const std::string pid = data::pseudonym(key, src.name);
       LN_CHECK(!owner.count(pid) || owner[pid] == src.name, "two patient folders have the same pseudonym ", pid,
                "; use another --id-key");
       owner[pid] = src.name;
       pseudonyms[src.name] = pid;
       progress.update(static_cast<double>(p), static_cast<double>(sources.size()), str_cat("patient ", pid));
       try {
-        tools::PatientScan scan = tools::load_patient(src, layout, classes);
+        data::PatientScan scan = data::load_patient(src, layout, classes);
         for (const auto& n : scan.ignored) ++ignored[n];
         scan.patient = pid;
         scan.lesion_offset = lesions_of[pid];
-        const tools::PatientResult r = tools::extract_patient(scan, classes, o);
+        const data::PatientResult r = data::extract_patient(scan, classes, o);
         for (const auto& n : r.notes) progress.line(str_cat("extract_lesions: ", src.name, ": ", n));
         small += r.below_min_volume;
         lesions_of[pid] += static_cast<int>(r.lesions.size());
-        tools::append_samples(d, r, layout + ":");
+        data::append_samples(d, r, layout + ":");
         records.insert(records.end(), r.lesions.begin(), r.lesions.end());
       } catch (const Error& e) {
         skipped.emplace_back(src.name, e.what());
@@ -115,7 +116,7 @@ int main(int argc, char** argv) {
     LN_CHECK(!strict || skipped.empty(), skipped.size(), " patient(s) skipped and --strict given; nothing written (",
              first_skip, ")");
 
-    io::save_dataset_h5(d, output);
+    data::save_dataset_h5(d, output);
     std::vector<std::vector<std::string>> rows{{"patient", "lesion", "class", "label", "volume_ml", "max_diameter_mm", "slice",
                                                 "i0", "j0", "k0", "i1", "j1", "k1", "centroid_x_mm", "centroid_y_mm",
                                                 "centroid_z_mm", "patch_spacing_mm", "samples", "structures"}};
@@ -125,11 +126,11 @@ int main(int argc, char** argv) {
                       std::to_string(r.bbox[3]), std::to_string(r.bbox[4]), std::to_string(r.bbox[5]),
                       fixed(r.centroid_lps[0], 2), fixed(r.centroid_lps[1], 2), fixed(r.centroid_lps[2], 2),
                       fixed(r.patch_spacing_mm, 4), std::to_string(r.samples), r.structures});
-    tools::write_csv(lesions_csv, rows);
+    io::write_csv(lesions_csv, rows);
     if (!id_map.empty()) {
       std::vector<std::vector<std::string>> m{{"folder", "patient"}};
       for (const auto& [folder, pid] : pseudonyms) m.push_back({folder, pid});
-      tools::write_csv(id_map, m);
+      io::write_csv(id_map, m);
     }
 
     // Summary.

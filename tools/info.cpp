@@ -6,14 +6,15 @@
 #include <exception>
 
 #include "core/version.h"
-#include "kernels/ops.h"
+#include "kernels/elementwise.h"
+#include "kernels/tensor_ops.h"
 
 using namespace livernet;
 
 namespace {
 
 double self_check(Device d) {
-  const Tensor x = Tensor::randn(Shape{4, 17, 17, 8}, /*seed=*/7, /*stream=*/0, 0.f, 1.f, DType::f32, d);
+  const Tensor x = randn(Shape{4, 17, 17, 8}, /*seed=*/7, /*stream=*/0, 0.f, 1.f, DType::f32, d);
   const Tensor y = kernels::relu(kernels::add(x, kernels::scale(x, 0.5f)));
   return kernels::sum(y).item();
 }

@@ -2,10 +2,10 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "io/dataset.h"
-#include "tools/common/phantom_volumes.h"
-#include "tools/common/phantoms.h"
-#include "tools/common/tool.h"
+#include "data/dataset.h"
+#include "data/phantom_volumes.h"
+#include "data/phantoms.h"
+#include "tools/cli.h"
 
 using namespace livernet;
 
@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   CLI::App app("Generates synthetic liver-lesion CT patches in HU (cysts vs colorectal metastases, optionally\n"
                "haemangiomas) with per-patient contrast, noise and texture, and writes a dataset file.",
                "make_phantoms");
-  tools::PhantomConfig c;
+  data::PhantomConfig c;
   std::string output;
   std::uint64_t seed = 1;
   std::string volumes, layout = "nifti", orientation = "axial", volume_size;
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     LN_CHECK(c.min_lesions <= c.max_lesions, "--min-lesions must not exceed --max-lesions");
     LN_CHECK(output.empty() != volumes.empty(), "give either --output (patches) or --volumes (CT volumes)");
     if (!volumes.empty()) {
-      tools::VolumePhantomConfig v;
+      data::VolumePhantomConfig v;
       v.patients = c.patients;
       v.min_lesions = c.min_lesions;
       v.max_lesions = std::min(c.max_lesions, 6);
@@ -50,15 +50,15 @@ int main(int argc, char** argv) {
                  "--volume-size must be like 128x112x36 (32..1024 in-plane, 8..1024 slices), got '", volume_size, "'");
         v.size = {a, b, k};
       }
-      const auto pv = tools::write_phantom_volumes(v, volumes);
+      const auto pv = data::write_phantom_volumes(v, volumes);
       std::size_t lesions = 0;
       for (const auto& p : pv) lesions += p.lesions.size();
       std::printf("wrote %zu %s patient(s) with %zu lesion(s) under %s\n", pv.size(), layout.c_str(), lesions, volumes.c_str());
       return 0;
     }
     c.seed = seed;
-    const io::Dataset d = tools::make_phantoms(c);
-    io::save_dataset_h5(d, output);
+    const data::Dataset d = data::make_phantoms(c);
+    data::save_dataset_h5(d, output);
     std::printf("wrote %s: %s\n", output.c_str(), d.summary().c_str());
     return 0;
   });

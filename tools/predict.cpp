@@ -4,13 +4,15 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "core/autograd.h"
+#include "io/csv.h"
+#include "autograd/autograd.h"
 #include "io/hdf5.h"
 #include "io/image.h"
-#include "io/preprocess.h"
-#include "io/weights.h"
+#include "data/preprocess.h"
+#include "kernels/tensor_ops.h"
+#include "models/weights.h"
 #include "kernels/nn.h"
-#include "tools/common/tool.h"
+#include "tools/cli.h"
 
 using namespace livernet;
 
@@ -32,7 +34,7 @@ Batch load(const std::string& path, bool preprocess, float png_offset) {
   const std::string ext = extension(path);
   Batch b;
   if (ext == ".npy") {
-    Tensor x = io::read_npy(path).to(DType::f32);
+    Tensor x = to_dtype(io::read_npy(path), DType::f32);
     if (x.dim() == 2) x = x.reshape({1, x.size(0), x.size(1), 1});
     else if (x.dim() == 3) x = x.reshape({x.size(0), x.size(1), x.size(2), 1});
     LN_CHECK(x.dim() == 4, path, ": expected an array of shape (N, H, W, C), (N, H, W) or (H, W), got ", x.shape().str());
@@ -52,7 +54,7 @@ Batch load(const std::string& path, bool preprocess, float png_offset) {
       img = hu;
       b.hu = true;
     } else {
-      img = io::scale_8bit(img);
+      img = data::scale_8bit(img);
     }
     b.images = img.reshape({1, img.size(0), img.size(1), img.size(2)});
     b.ids.push_back(std::filesystem::path(path).filename().string());
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> inputs;
   bool logits = false, preprocess = false;
   int batch = 16;
-  io::HuWindow window;
+  data::HuWindow window;
   float png_offset = 32768.f;
   app.add_option("--weights,-w", weights, "livernet weight file (from tools/train or tools/convert_weights)")->required();
   app.add_option("--input,-i", inputs,
@@ -104,7 +106,7 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--batch", batch, "images per forward pass")->capture_default_str()->check(CLI::Range(1, 4096));
   return tools::run(app, argc, argv, [&] {
-    const Device dev = tools::resolve_device(device);
+    const Device dev = resolve_device(device);
     auto model = io::load_model(weights);
     const ModelConfig& cfg = model->config();
     LN_CHECK(cfg.num_classes > 0, weights, ": the model has no classifier (a backbone-only file)");
@@ -121,11 +123,11 @@ int main(int argc, char** argv) {
     for (const std::string& in : inputs) {
       Batch b = load(in, preprocess, png_offset);
       Tensor x = b.images;
-      // Resized in HU, then windowed: the order of training's io::make_input (clipping first moved the
+      // Resized in HU, then windowed: the order of training's data::make_input (clipping first moved the
       // pixels next to values outside the window, and probabilities by up to 0.03 at 299x299).
       if (cfg.input_size > 0 && (x.size(1) != cfg.input_size || x.size(2) != cfg.input_size))
-        x = io::resize_bilinear(x, cfg.input_size, cfg.input_size);
-      if (b.hu) x = io::apply_window(x, window);
+        x = data::resize_bilinear(x, cfg.input_size, cfg.input_size);
+      if (b.hu) x = data::apply_window(x, window);
       LN_CHECK(x.size(1) >= 75 && x.size(2) >= 75, in, ": images are ", x.size(1), "x", x.size(2),
                ", smaller than the model's minimum 75x75");
       for (std::int64_t s = 0; s < x.size(0); s += batch) {
@@ -144,7 +146,7 @@ int main(int argc, char** argv) {
         }
       }
     }
-    tools::write_csv(output, rows);
+    io::write_csv(output, rows);
     if (output != "-") std::fprintf(stderr, "predict: %zu images -> %s\n", rows.size() - 1, output.c_str());
     return 0;
   });

@@ -6,18 +6,18 @@
 #include <filesystem>
 #include <fstream>
 
-#include "tools/common/report.h"
+#include "train/report.h"
 #include "io/hdf5.h"
-#include "io/weights.h"
-#include "tools/common/tool.h"
-#include "tools/common/trainer.h"
+#include "models/weights.h"
+#include "tools/cli.h"
+#include "train/trainer.h"
 
 using namespace livernet;
 namespace fs = std::filesystem;
 
 namespace {
 void on_signal(int sig) {
-  if (tools::interrupt_flag().exchange(true)) {  // second signal: stop now
+  if (train::interrupt_flag().exchange(true)) {  // second signal: stop now
     std::signal(sig, SIG_DFL);
     std::raise(sig);
   }
@@ -27,12 +27,12 @@ void on_signal(int sig) {
 // is printed, so the refusal is one line and leaves nothing behind: the data (loaded, every class present,
 // enough patients for the folds), the device, the initial weights and, on --resume, the checkpoints.
 // Returns the loaded dataset (training uses it as is).
-io::Dataset check_inputs(const tools::TrainConfig& cfg, const std::string& resume_dir) {
-  io::Dataset data = io::load_dataset(cfg.data, io::ManifestOptions{cfg.window, 32768.f, cfg.model.class_names});
+data::Dataset check_inputs(const train::TrainConfig& cfg, const std::string& resume_dir) {
+  data::Dataset data = data::load_dataset(cfg.data, data::ManifestOptions{cfg.window, 32768.f, cfg.model.class_names});
   LN_CHECK(data.num_classes() >= 2, cfg.data, ": needs at least two classes");
-  (void)tools::positive_class_index(cfg, data.class_names);
-  (void)tools::make_folds(data, cfg.folds, cfg.val_fraction, cfg.seed);
-  (void)tools::resolve_device(cfg.device);
+  (void)train::positive_class_index(cfg, data.class_names);
+  (void)train::make_folds(data, cfg.folds, cfg.val_fraction, cfg.seed);
+  (void)resolve_device(cfg.device);
   if (!cfg.weights.empty()) (void)io::read_model_config(cfg.weights);
   if (resume_dir.empty()) return data;
   for (int k = 0; k < cfg.folds; ++k) {
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   app.add_flag("--force", force, "replace an existing run directory");
   app.add_option("--resume", resume, "continue an interrupted run (its directory)");
   return tools::run(app, argc, argv, [&]() -> int {
-    tools::TrainConfig cfg;
+    train::TrainConfig cfg;
     std::string run_dir;
     if (!resume.empty()) {
       LN_CHECK(config_path.empty() && data.empty() && weights.empty(), "--resume takes the run's own configuration; only "
@@ -84,10 +84,10 @@ int main(int argc, char** argv) {
       LN_CHECK(fs::is_directory(resume), resume, ": no such run directory");
       LN_CHECK(fs::exists(resume + "/config.yaml"), resume, ": no config.yaml: the run was stopped before it started; start it "
                "again (with --force to replace the directory)");
-      cfg = tools::load_train_config(resume + "/config.yaml");
+      cfg = train::load_train_config(resume + "/config.yaml");
       run_dir = resume;
     } else {
-      if (!config_path.empty()) cfg = tools::load_train_config(config_path);
+      if (!config_path.empty()) cfg = train::load_train_config(config_path);
       if (!data.empty()) cfg.data = data;
       if (!weights.empty()) cfg.weights = weights;
       if (epochs) cfg.epochs = epochs;
@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
       if (folds) cfg.folds = folds;
       if (size) cfg.model.input_size = size;
       if (seed >= 0) cfg.seed = static_cast<std::uint64_t>(seed);
-      if (!precision.empty()) cfg.precision = precision;
+      if (!precision.empty()) cfg.precision = parse_choice<train::Precision>("--precision", precision);
       if (augment) cfg.augment.enabled = true;
       if (no_augment) cfg.augment.enabled = false;
       if (!output.empty()) {
@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
     cfg.validate(!resume.empty() ? resume + "/config.yaml" : config_path.empty() ? std::string("config") : config_path);
     if (resume.empty() && fs::exists(run_dir))
       LN_CHECK(force, run_dir, ": the run directory exists; use --resume ", run_dir, " to continue it or --force to replace it");
-    io::Dataset dataset = check_inputs(cfg, resume);  // before --force removes anything
+    data::Dataset dataset = check_inputs(cfg, resume);  // before --force removes anything
     if (resume.empty()) {
       if (fs::exists(run_dir)) fs::remove_all(run_dir);
       fs::create_directories(run_dir);
@@ -124,13 +124,13 @@ int main(int argc, char** argv) {
     }
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    tools::Progress progress(run_dir + "/log.txt");
+    train::Progress progress(run_dir + "/log.txt");
     progress.line(str_cat(resume.empty() ? "run " : "resuming run ", run_dir));
     try {
-      const tools::RunSummary s = tools::run_training(cfg, run_dir, progress, {}, std::move(dataset));
-      progress.line("\n" + tools::metrics_table(s.folds, s.pooled));
+      const train::RunSummary s = train::run_training(cfg, run_dir, progress, {}, std::move(dataset));
+      progress.line("\n" + train::metrics_table(s.folds, s.pooled));
       progress.line("paper (Perdigon Romero et al. 2019, 230 lesions / 63 patients): accuracy 0.96, F1 0.92");
-      tools::ReportInputs r;
+      train::ReportInputs r;
       r.run_dir = run_dir;
       r.title = "livernet cross-validation: " + fs::path(run_dir).filename().string();
       r.config = &s.config;
@@ -139,10 +139,10 @@ int main(int argc, char** argv) {
       r.pooled = s.pooled;
       r.positive = s.positive;
       for (int k = 0; k < s.config.folds; ++k) r.fold_weights.push_back(run_dir + "/fold_" + std::to_string(k) + "/best.h5");
-      const std::string report = tools::write_report(r);
+      const std::string report = train::write_report(r);
       progress.line(str_cat("results: ", run_dir, "/metrics.json, ", run_dir, "/predictions.csv"));
       progress.line(str_cat("report:  ", report));
-    } catch (const tools::Interrupted& e) {
+    } catch (const train::Interrupted& e) {
       progress.line(e.what());
       return 130;
     }

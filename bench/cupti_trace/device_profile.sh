@@ -14,24 +14,9 @@
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-build="" out="" batch=64 size=299 iters=3 warmup=3 modes="train infer" graph=0 compile=0 top=40 tmo=240
-while (($#)); do
-  case "$1" in
-    --build) build=$2; shift ;;
-    --out) out=$2; shift ;;
-    --batch) batch=$2; shift ;;
-    --size) size=$2; shift ;;
-    --iters) iters=$2; shift ;;
-    --warmup) warmup=$2; shift ;;
-    --modes) modes=$2; shift ;;
-    --graph) graph=1 ;;
-    --compile) compile=1 ;;
-    --top) top=$2; shift ;;
-    --timeout) tmo=$2; shift ;;
-    *) echo "device_profile.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-  shift
-done
+build="" out="" batch=64 size=299 iters=3 warmup=3 modes="train infer" graph=0 compile=0 top=40 timeout=240
+. "$here/../../scripts/lib/options.sh"
+parse_options "build out batch size iters warmup modes top timeout" "graph compile" "$@"
 [[ -n "$build" && -n "$out" ]] || { echo "device_profile.sh: --build and --out are required" >&2; exit 2; }
 bench="$build/tools/bench"
 [[ -x "$bench" ]] || { echo "device_profile.sh: no $bench" >&2; exit 2; }
@@ -46,7 +31,7 @@ step() {  # step NAME CMD...: run with a deadline, output appended to the log
   local name=$1; shift
   echo "=== $name: $*" >> "$log"
   local t0=$SECONDS
-  timeout --kill-after=10 "$tmo" "$@" >> "$log" 2>&1
+  timeout --kill-after=10 "$timeout" "$@" >> "$log" 2>&1
   local rc=$?
   echo "=== $name: exit $rc after $((SECONDS - t0)) s" >> "$log"
   echo "$name: exit $rc ($((SECONDS - t0)) s)"

@@ -15,18 +15,6 @@ void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int l
                       " in ", expr));
 }
 
-void throw_cublas_error(cublasStatus_t st, const char* expr, const char* file, int line) {
-  throw Error(str_cat("cuBLAS error ", cublasGetStatusName(st), " (", cublasGetStatusString(st), ") at ", file, ":",
-                      line, " in ", expr));
-}
-
-void throw_cudnn_error(cudnnStatus_t st, const char* expr, const char* file, int line) {
-  char detail[512] = {0};
-  cudnnGetLastErrorString(detail, sizeof detail);
-  throw Error(str_cat("cuDNN error ", cudnnGetErrorString(st), " at ", file, ":", line, " in ", expr,
-                      detail[0] ? str_cat(": ", detail) : std::string()));
-}
-
 int device_count(std::string* reason) {
   static int count = -1;
   static std::string why;
@@ -57,7 +45,7 @@ struct DeviceState {
   std::once_flag stream_once;
   cudaStream_t default_stream = nullptr;
   std::once_flag alloc_once;
-  CachingAllocator* allocator = nullptr;  // lives for the whole process (see the note on handles)
+  CachingAllocator* allocator = nullptr;  // lives for the whole process (never destroyed: see kernels/cuda/handles.cpp)
   std::once_flag prop_once;
   cudaDeviceProp prop{};
 };
@@ -67,8 +55,6 @@ DeviceState& state(int device) {
   LN_CHECK(device >= 0 && device < kMaxDevices, "CUDA device index ", device, " out of range");
   return (*states)[device];
 }
-
-thread_local std::unordered_map<int, cudaStream_t> tls_streams;
 
 class CudaBackend final : public RawMemoryBackend {
  public:
@@ -124,21 +110,6 @@ class PinnedBackend final : public RawMemoryBackend {
   std::string name() const override { return "pinned host memory"; }
 };
 
-struct Handles {
-  cublasHandle_t cublas = nullptr;
-  cublasLtHandle_t cublaslt = nullptr;
-  cudnnHandle_t cudnn = nullptr;
-};
-
-// Handles are created per thread and device and intentionally never destroyed: destroying them from
-// thread-exit or static destructors can run after the CUDA runtime has shut down.
-thread_local std::unordered_map<int, Handles> tls_handles;
-
-Handles& handles(int device) {
-  Handles& h = tls_handles[device];
-  return h;
-}
-
 }  // namespace
 
 int current_device() {
@@ -157,8 +128,6 @@ DeviceGuard::~DeviceGuard() {
 }
 
 cudaStream_t current_stream(int device) {
-  auto it = tls_streams.find(device);
-  if (it != tls_streams.end()) return it->second;
   DeviceState& s = state(device);
   std::call_once(s.stream_once, [&] {
     DeviceGuard g(device);
@@ -167,49 +136,10 @@ cudaStream_t current_stream(int device) {
   return s.default_stream;
 }
 
-void set_current_stream(int device, cudaStream_t stream) { tls_streams[device] = stream; }
-
-StreamGuard::StreamGuard(int device, cudaStream_t stream) : device_(device), previous_(current_stream(device)) {
-  set_current_stream(device, stream);
-}
-
-StreamGuard::~StreamGuard() { set_current_stream(device_, previous_); }
-
 void synchronize(int device) {
   DeviceGuard g(device);
   LN_CUDA_CHECK(cudaStreamSynchronize(current_stream(device)));
   count_host_sync();
-}
-
-cublasHandle_t cublas_handle(int device) {
-  DeviceGuard g(device);
-  Handles& h = handles(device);
-  if (!h.cublas) {
-    LN_CUBLAS_CHECK(cublasCreate(&h.cublas));
-    // An explicit workspace (the size cuBLAS recommends for Hopper), so that no call allocates one,
-    // also while a CUDA graph is being captured. Lives as long as the handle (the process).
-    constexpr std::size_t kWorkspace = std::size_t{32} << 20;
-    void* ws = nullptr;
-    LN_CUDA_CHECK(cudaMalloc(&ws, kWorkspace));
-    LN_CUBLAS_CHECK(cublasSetWorkspace(h.cublas, ws, kWorkspace));
-  }
-  LN_CUBLAS_CHECK(cublasSetStream(h.cublas, current_stream(device)));
-  return h.cublas;
-}
-
-cublasLtHandle_t cublaslt_handle(int device) {
-  DeviceGuard g(device);
-  Handles& h = handles(device);
-  if (!h.cublaslt) LN_CUBLAS_CHECK(cublasLtCreate(&h.cublaslt));
-  return h.cublaslt;
-}
-
-cudnnHandle_t cudnn_handle(int device) {
-  DeviceGuard g(device);
-  Handles& h = handles(device);
-  if (!h.cudnn) LN_CUDNN_CHECK(cudnnCreate(&h.cudnn));
-  LN_CUDNN_CHECK(cudnnSetStream(h.cudnn, current_stream(device)));
-  return h.cudnn;
 }
 
 Allocator& device_allocator(int device) {

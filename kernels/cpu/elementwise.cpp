@@ -1,5 +1,6 @@
 // CPU element-wise, random and reduction kernels (OpenMP over contiguous chunks; the inner loops are
-// simple enough for the compiler to vectorise).
+// simple enough for the compiler to vectorise), and at the end the element-wise ops of the network
+// layers: bias add, the backward of unary activations, per-row scaling, scalar broadcast and dropout.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -7,8 +8,10 @@
 
 #include "core/philox.h"
 #include "kernels/backend.h"
-#include "kernels/convert.h"
+#include "kernels/convert_math.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/nn_math.h"
+#include "kernels/tensor_ops.h"
 #include "kernels/type_switch.h"
 
 namespace livernet::kernels::cpu {
@@ -129,18 +132,6 @@ void axpby(float alpha, const Tensor& x, float beta, Tensor& y) {
   });
 }
 
-void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
-  const std::int64_t n = y.numel();
-  LN_SWITCH_FLOAT(y.dtype(), "relu_backward", T, {
-    const T* yp = y.data<T>();
-    const T* gp = dy.data<T>();
-    T* dp = dx.data<T>();
-    parallel_for(n, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) dp[i] = from_float<T>(relu_backward_f(to_float(yp[i]), to_float(gp[i])));
-    });
-  });
-}
-
 // ---- reductions: x as [outer, r, inner] -> out[outer, inner]; accumulation in double ----------------
 
 namespace {
@@ -243,6 +234,80 @@ void reduce(ReduceOp op, const Tensor& x, std::int64_t outer, std::int64_t r, st
       case ReduceOp::max: reduce_impl<MaxAcc>(xp, outer, r, inner, 1.0, o); break;
       case ReduceOp::min: reduce_impl<MinAcc>(xp, outer, r, inner, 1.0, o); break;
     }
+  });
+}
+
+// ---- element-wise ops of the network layers: bias, activation backward, scaling, dropout ---------------
+
+void bias_add(Tensor& y, const Tensor& bias) {
+  const std::int64_t C = y.size(-1), M = y.numel() / C;
+  const Tensor bf = to_dtype(bias, DType::f32);
+  const float* bp = bf.data<float>();
+  LN_SWITCH_FLOAT(y.dtype(), "bias_add", T, {
+    T* yp = y.data<T>();
+    parallel_for(M, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t r = b; r < e; ++r)
+        for (std::int64_t c = 0; c < C; ++c) yp[r * C + c] = from_float<T>(to_float(yp[r * C + c]) + bp[c]);
+    }, std::max<std::int64_t>(1, kParallelGrain / C));
+  });
+}
+
+namespace {
+template <UnaryOp OP, typename T>
+void unary_backward_loop(const T* x, const T* y, const T* dy, T* dx, std::int64_t n) {
+  parallel_for(n, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i)
+      dx[i] = from_float<T>(unary_grad<OP>(to_float(x[i]), to_float(y[i]), to_float(dy[i])));
+  });
+}
+}  // namespace
+
+void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
+  const std::int64_t n = x.numel();
+  LN_SWITCH_FLOAT(x.dtype(), "unary_backward", T, {
+    const T* xp = x.data<T>();
+    const T* yp = y.data<T>();
+    const T* gp = dy.data<T>();
+    T* dp = dx.data<T>();
+    switch (op) {
+      case UnaryOp::neg: unary_backward_loop<UnaryOp::neg>(xp, yp, gp, dp, n); break;
+      case UnaryOp::abs: unary_backward_loop<UnaryOp::abs>(xp, yp, gp, dp, n); break;
+      case UnaryOp::relu: unary_backward_loop<UnaryOp::relu>(xp, yp, gp, dp, n); break;
+      case UnaryOp::exp: unary_backward_loop<UnaryOp::exp>(xp, yp, gp, dp, n); break;
+      case UnaryOp::log: unary_backward_loop<UnaryOp::log>(xp, yp, gp, dp, n); break;
+      case UnaryOp::sqrt: unary_backward_loop<UnaryOp::sqrt>(xp, yp, gp, dp, n); break;
+      case UnaryOp::rsqrt: unary_backward_loop<UnaryOp::rsqrt>(xp, yp, gp, dp, n); break;
+      case UnaryOp::sigmoid: unary_backward_loop<UnaryOp::sigmoid>(xp, yp, gp, dp, n); break;
+      case UnaryOp::tanh: unary_backward_loop<UnaryOp::tanh>(xp, yp, gp, dp, n); break;
+      case UnaryOp::square: unary_backward_loop<UnaryOp::square>(xp, yp, gp, dp, n); break;
+      case UnaryOp::reciprocal: unary_backward_loop<UnaryOp::reciprocal>(xp, yp, gp, dp, n); break;
+    }
+  });
+}
+
+void scale_by(const Tensor& x, const Tensor& a, Tensor& y) {
+  const float s = a.data<float>()[0];
+  axpby(s, x, 0.f, y);
+}
+
+void broadcast_scalar(const Tensor& s, float scale, Tensor& out) {
+  double v = 0;
+  LN_SWITCH_FLOAT(s.dtype(), "broadcast_scalar", T, { v = to_double(s.data<T>()[0]); });
+  fill(out, static_cast<double>(static_cast<float>(v) * scale));
+}
+
+void dropout(const Tensor& x, float p, std::uint64_t seed, std::uint64_t stream, Tensor& y) {
+  const std::int64_t n = x.numel();
+  const float scale = p < 1.f ? 1.f / (1.f - p) : 0.f;
+  LN_SWITCH_FLOAT(x.dtype(), "dropout", T, {
+    const T* xp = x.data<T>();
+    T* yp = y.data<T>();
+    parallel_for(n, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        const bool keep = p <= 0.f || (p < 1.f && dropout_keep(seed, stream, static_cast<std::uint64_t>(i), p));
+        yp[i] = from_float<T>(keep ? to_float(xp[i]) * (p <= 0.f ? 1.f : scale) : 0.f);
+      }
+    });
   });
 }
 

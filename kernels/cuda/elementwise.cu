@@ -1,11 +1,14 @@
 // CUDA element-wise, random and reduction kernels: grid-stride loops, 16-byte vector loads and stores
-// where the pointers allow, f32 arithmetic for every float type.
+// where the pointers allow, f32 arithmetic for every float type. At the end, the element-wise ops of the
+// network layers: bias add, the backward of unary activations, per-row scaling, scalar broadcast and
+// dropout (Philox: the same mask as the CPU backend).
 #include <cfloat>
 
 #include "core/philox.h"
 #include "kernels/backend.h"
-#include "kernels/convert.h"
-#include "kernels/cuda/common.cuh"
+#include "kernels/convert_math.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/nn_math.h"
 #include "kernels/type_switch.h"
 
 namespace livernet::kernels::cuda {
@@ -76,9 +79,6 @@ struct BinaryFn {
 struct AxpbyFn {
   float alpha, beta;
   __device__ float operator()(float x, float y) const { return axpby_f(alpha, x, beta, y); }
-};
-struct ReluBackwardFn {
-  __device__ float operator()(float y, float dy) const { return relu_backward_f(y, dy); }
 };
 
 }  // namespace
@@ -173,13 +173,6 @@ void axpby(float alpha, const Tensor& x, float beta, Tensor& y) {
   LaunchContext ctx(y);
   LN_SWITCH_FLOAT(y.dtype(), "axpby", T, {
     launch_map<2>(ctx, y.numel(), x.data<T>(), static_cast<const T*>(y.data<T>()), y.data<T>(), AxpbyFn{alpha, beta});
-  });
-}
-
-void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
-  LaunchContext ctx(y);
-  LN_SWITCH_FLOAT(y.dtype(), "relu_backward", T, {
-    launch_map<2>(ctx, y.numel(), y.data<T>(), dy.data<T>(), dx.data<T>(), ReluBackwardFn{});
   });
 }
 
@@ -318,6 +311,198 @@ void reduce(ReduceOp op, const Tensor& x, std::int64_t outer, std::int64_t r, st
       case ReduceOp::max: launch_reduce<ReduceOp::max>(ctx, xp, outer, r, inner, 1.f, o); break;
       case ReduceOp::min: launch_reduce<ReduceOp::min>(ctx, xp, outer, r, inner, 1.f, o); break;
     }
+  });
+}
+
+}  // namespace livernet::kernels::cuda
+
+// ---- element-wise ops of the network layers ------------------------------------------------------------
+
+namespace livernet::kernels::cuda {
+
+namespace {
+// ---- small element-wise ops -----------------------------------------------------------------------------
+
+// y[..., c] += bias[c] in place (bias of any float type).
+template <typename T, typename B>
+struct BiasAddFn {
+  T* y;
+  const B* bias;
+  i64 c_total;
+  template <int VEC>
+  __device__ void apply(i64 i0) const {
+    const i64 c0 = i0 % c_total;
+    float v[VEC];
+    load_vec<T, VEC>(y, i0, v);
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) v[k] = v[k] + to_float(bias[c0 + k]);
+    store_vec<T, VEC>(y, i0, v);
+  }
+};
+
+// dx = unary_grad<OP>(x, y, dy); x and y are only read by the ops whose gradient uses them.
+template <UnaryOp OP, typename T>
+struct UnaryBackwardFn {
+  const T *x, *y, *dy;
+  T* dx;
+  static constexpr bool kNeedsX = OP == UnaryOp::abs || OP == UnaryOp::log || OP == UnaryOp::square;
+  static constexpr bool kNeedsY = OP == UnaryOp::relu || OP == UnaryOp::exp || OP == UnaryOp::sqrt ||
+                                  OP == UnaryOp::rsqrt || OP == UnaryOp::sigmoid || OP == UnaryOp::tanh ||
+                                  OP == UnaryOp::reciprocal;
+  template <int VEC>
+  __device__ void apply(i64 i0) const {
+    float xv[VEC] = {}, yv[VEC] = {}, d[VEC];
+    if constexpr (kNeedsX) load_vec<T, VEC>(x, i0, xv);
+    if constexpr (kNeedsY) load_vec<T, VEC>(y, i0, yv);
+    load_vec<T, VEC>(dy, i0, d);
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) d[k] = unary_grad<OP>(xv[k], yv[k], d[k]);
+    store_vec<T, VEC>(dx, i0, d);
+  }
+};
+
+template <UnaryOp OP, typename T>
+void launch_unary_backward(const LaunchContext& ctx, const T* x, const T* y, const T* dy, T* dx, i64 n) {
+  using F = UnaryBackwardFn<OP, T>;
+  const int vec = pick_vec(max_vec_of<T>(), 0,
+                           {{F::kNeedsX ? x : nullptr, sizeof(T)}, {F::kNeedsY ? y : nullptr, sizeof(T)},
+                            {dy, sizeof(T)}, {dx, sizeof(T)}});
+  launch_vec<max_vec_of<T>()>(ctx, n, vec, F{x, y, dy, dx});
+}
+
+// y = a[0] * x, a read on the device.
+template <typename T>
+struct ScaleByFn {
+  const T* x;
+  T* y;
+  const float* a;
+  template <int VEC>
+  __device__ void apply(i64 i0) const {
+    const float s = __ldg(a);
+    float v[VEC];
+    load_vec<T, VEC>(x, i0, v);
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) v[k] = s * v[k];
+    store_vec<T, VEC>(y, i0, v);
+  }
+};
+
+// out[i] = scale * s[0].
+template <typename S, typename T>
+struct BroadcastScalarFn {
+  const S* s;
+  T* out;
+  float scale;
+  template <int VEC>
+  __device__ void apply(i64 i0) const {
+    const float v = scale * to_float(s[0]);
+    float o[VEC];
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) o[k] = v;
+    store_vec<T, VEC>(out, i0, o);
+  }
+};
+
+// y = keep ? x * scale : 0 with the Philox mask of the flat index.
+template <typename T>
+struct DropoutFn {
+  const T* x;
+  T* y;
+  std::uint64_t seed, stream;
+  float p, scale;
+  template <int VEC>
+  __device__ void apply(i64 i0) const {
+    float v[VEC];
+    load_vec<T, VEC>(x, i0, v);
+#pragma unroll
+    for (int k = 0; k < VEC; ++k)
+      v[k] = dropout_keep(seed, stream, static_cast<std::uint64_t>(i0 + k), p) ? v[k] * scale : 0.f;
+    store_vec<T, VEC>(y, i0, v);
+  }
+};
+
+}  // namespace
+
+// ---- small element-wise ops ------------------------------------------------------------------------------
+
+void bias_add(Tensor& y, const Tensor& bias) {
+  LaunchContext ctx(y);
+  const i64 c = y.size(-1);
+  if (c == 0) return;
+  LN_SWITCH_FLOAT(y.dtype(), "bias_add", T, {
+    T* yp = y.data<T>();
+    const int vec = pick_vec(max_vec_of<T>(), c, {{yp, sizeof(T)}});
+    LN_SWITCH_FLOAT(bias.dtype(), "bias_add", B, {
+      launch_vec<max_vec_of<T>()>(ctx, y.numel(), vec, BiasAddFn<T, B>{yp, bias.data<B>(), c});
+    });
+  });
+}
+
+void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
+  LaunchContext ctx(dy);
+  const i64 n = dy.numel();
+  LN_SWITCH_FLOAT(dy.dtype(), "unary_backward", T, {
+    const T* xp = x.defined() ? x.data<T>() : nullptr;
+    const T* yp = y.defined() ? y.data<T>() : nullptr;
+    const T* gp = dy.data<T>();
+    T* dp = dx.data<T>();
+    switch (op) {
+      case UnaryOp::neg: launch_unary_backward<UnaryOp::neg>(ctx, xp, yp, gp, dp, n); break;
+      case UnaryOp::abs: launch_unary_backward<UnaryOp::abs>(ctx, xp, yp, gp, dp, n); break;
+      case UnaryOp::relu: launch_unary_backward<UnaryOp::relu>(ctx, xp, yp, gp, dp, n); break;
+      case UnaryOp::exp: launch_unary_backward<UnaryOp::exp>(ctx, xp, yp, gp, dp, n); break;
+      case UnaryOp::log: launch_unary_backward<UnaryOp::log>(ctx, xp, yp, gp, dp, n); break;
+      case UnaryOp::sqrt: launch_unary_backward<UnaryOp::sqrt>(ctx, xp, yp, gp, dp, n); break;
+      case UnaryOp::rsqrt: launch_unary_backward<UnaryOp::rsqrt>(ctx, xp, yp, gp, dp, n); break;
+      case UnaryOp::sigmoid: launch_unary_backward<UnaryOp::sigmoid>(ctx, xp, yp, gp, dp, n); break;
+      case UnaryOp::tanh: launch_unary_backward<UnaryOp::tanh>(ctx, xp, yp, gp, dp, n); break;
+      case UnaryOp::square: launch_unary_backward<UnaryOp::square>(ctx, xp, yp, gp, dp, n); break;
+      case UnaryOp::reciprocal: launch_unary_backward<UnaryOp::reciprocal>(ctx, xp, yp, gp, dp, n); break;
+    }
+  });
+}
+
+void scale_by(const Tensor& x, const Tensor& a, Tensor& y) {
+  LaunchContext ctx(x);
+  const float* ap = a.data<float>();
+  LN_SWITCH_FLOAT(x.dtype(), "scale_by", T, {
+    const T* xp = x.data<T>();
+    T* yp = y.data<T>();
+    const int vec = pick_vec(max_vec_of<T>(), 0, {{xp, sizeof(T)}, {yp, sizeof(T)}});
+    launch_vec<max_vec_of<T>()>(ctx, x.numel(), vec, ScaleByFn<T>{xp, yp, ap});
+  });
+}
+
+void broadcast_scalar(const Tensor& s, float scale, Tensor& out) {
+  LaunchContext ctx(out);
+  LN_SWITCH_FLOAT(out.dtype(), "broadcast_scalar", T, {
+    T* op = out.data<T>();
+    const int vec = pick_vec(max_vec_of<T>(), 0, {{op, sizeof(T)}});
+    LN_SWITCH_FLOAT(s.dtype(), "broadcast_scalar", S, {
+      launch_vec<max_vec_of<T>()>(ctx, out.numel(), vec, BroadcastScalarFn<S, T>{s.data<S>(), op, scale});
+    });
+  });
+}
+
+void dropout(const Tensor& x, float p, std::uint64_t seed, std::uint64_t stream, Tensor& y) {
+  LaunchContext ctx(x);
+  if (x.numel() == 0) return;
+  if (p <= 0.f) {
+    if (x.data_ptr() != y.data_ptr())
+      LN_CUDA_CHECK(cudaMemcpyAsync(y.data_ptr(), x.data_ptr(), x.nbytes(), cudaMemcpyDeviceToDevice, ctx.stream));
+    return;
+  }
+  if (p >= 1.f) {
+    LN_CUDA_CHECK(cudaMemsetAsync(y.data_ptr(), 0, y.nbytes(), ctx.stream));  // +0.0 in every float type
+    count_launches();
+    return;
+  }
+  const float scale = 1.f / (1.f - p);
+  LN_SWITCH_FLOAT(x.dtype(), "dropout", T, {
+    const T* xp = x.data<T>();
+    T* yp = y.data<T>();
+    const int vec = pick_vec(max_vec_of<T>(), 0, {{xp, sizeof(T)}, {yp, sizeof(T)}});
+    launch_vec<max_vec_of<T>()>(ctx, x.numel(), vec, DropoutFn<T>{xp, yp, seed, stream, p, scale});
   });
 }
 

@@ -1,0 +1,77 @@
+// The training protocol behind tools/train: patient-level k-fold cross-validation; in each fold,
+// training with early stopping / LR schedule on an inner patient-level validation split, the best
+// checkpoint by the monitored value, then predictions on the fold's test patients. Everything is saved
+// in the run directory; an interrupted run resumes from its last checkpoint and, on the CPU, finishes
+// with exactly the results of an uninterrupted one.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "models/inception_v3.h"
+#include "train/cv.h"
+#include "train/metrics.h"
+#include "train/progress.h"
+#include "train/train_config.h"
+
+namespace livernet::train {
+
+// Set from a signal handler: the training loop checkpoints at the next step and stops.
+std::atomic<bool>& interrupt_flag();
+
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
+struct FoldResult {
+  int fold = 0;
+  std::vector<std::int64_t> test_indices;
+  std::vector<std::vector<double>> test_probs;
+  Metrics metrics;
+  int best_epoch = 0, epochs_run = 0;
+  double seconds = 0;
+};
+
+struct RunSummary {
+  std::vector<FoldResult> folds;
+  Metrics pooled;
+  std::string run_dir;
+  data::Dataset data;     // as loaded
+  TrainConfig config;   // resolved (class names filled in)
+  int positive = 1;
+};
+
+// Class index of the positive class for the binary metrics.
+int positive_class_index(const TrainConfig& cfg, const std::vector<std::string>& class_names);
+
+// Observers of the training loop (progress displays, tests).
+struct TrainHooks {
+  // After every optimizer step: fold (0-based) and global step (1-based count in the fold).
+  std::function<void(int fold, std::int64_t step)> on_step;
+};
+
+// Runs (or resumes) the whole protocol in run_dir (which must exist and hold config.yaml). `data`: the
+// dataset cfg.data names, when the caller has loaded it already (else it is loaded here).
+RunSummary run_training(const TrainConfig& cfg, const std::string& run_dir, Progress& progress,
+                        const TrainHooks& hooks = {}, std::optional<data::Dataset> data = std::nullopt);
+
+// Model input tensors for samples (no augmentation): [n, size, size, 1] on the CPU.
+Tensor make_inputs(const data::Dataset& d, const std::vector<std::int64_t>& indices, const TrainConfig& cfg);
+// Softmax probabilities of `model` (eval mode) for the samples, batch by batch on `device`.
+std::vector<std::vector<double>> predict_probs(LesionClassifier& model, const data::Dataset& d,
+                                               const std::vector<std::int64_t>& indices, const TrainConfig& cfg,
+                                               Device device, int batch);
+
+// Writes metrics.json and predictions.csv for a finished run (also used by tools/evaluate).
+void write_results(const std::string& dir, const data::Dataset& d, const std::vector<FoldResult>& folds,
+                   const Metrics& pooled, int positive, const std::string& extra_json_key = "");
+// A fixed-width table of per-fold, mean +- std and pooled metrics.
+std::string metrics_table(const std::vector<FoldResult>& folds, const Metrics& pooled);
+
+}  // namespace livernet::train
