@@ -332,6 +332,11 @@ struct Case {
 
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  return s;
+}
+
 // A small valid configuration (training would take seconds; every case fails before it starts).
 std::string tiny_yaml(int folds = 2, const std::string& data_extra = "") {
   return "data:\n  input_size: 75\n" + data_extra + "model:\n  head_hidden: [8]\ntrain:\n  batch_size: 4\n  epochs: 1\n" +
@@ -652,6 +657,9 @@ std::vector<Case> cases() {
   // ---- train: initial weights and checkpoints (--resume) -------------------------------------------
   t.push_back({"TrainWeightsAreKeras", all({tiny, data, [](const Dir& d) { keras_file(d("k.h5"), {keras_v05_layer_names(), false}); }}),
                "train", kTrain + " --weights {d}/k.h5", {"convert_weights --from keras"}, "k.h5", {"run"}});
+  t.push_back({"TrainWeightsOfTheOtherFlavour",
+               all({config(replace_all(tiny_yaml(), "model:\n", "model:\n  flavour: torchvision\n")), data}), "train",
+               kTrain + " --weights {w}", {"weights of the keras flavour, but model.flavour is torchvision"}, "w.h5", {"run"}});
   t.push_back({"TrainWeightsTruncated", all({tiny, data, [](const Dir& d) { truncated_copy(weights(), d("w.h5"), 0.5); }}),
                "train", kTrain + " --weights {d}/w.h5", {"truncated"}, "w.h5", {"run"}});
   t.push_back({"CheckpointTruncated", all({run_dir(), [](const Dir& d) {
@@ -803,10 +811,6 @@ std::vector<Case> cases() {
   return t;
 }
 
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
-  return s;
-}
 
 class BadInput : public ::testing::TestWithParam<Case> {
  protected:

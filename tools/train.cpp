@@ -33,7 +33,7 @@ data::Dataset check_inputs(const train::TrainConfig& cfg, const std::string& res
   (void)train::positive_class_index(cfg, data.class_names);
   (void)train::make_folds(data, cfg.folds, cfg.val_fraction, cfg.seed);
   (void)resolve_device(cfg.device);
-  if (!cfg.weights.empty()) (void)io::read_model_config(cfg.weights);
+  if (!cfg.weights.empty()) (void)train::check_initial_weights(cfg.weights, cfg.model);
   if (resume_dir.empty()) return data;
   for (int k = 0; k < cfg.folds; ++k) {
     const std::string ckpt = resume_dir + "/fold_" + std::to_string(k) + "/checkpoint.h5";

@@ -276,8 +276,20 @@ struct RunClock {
   }
 };
 
+}  // namespace
+
+ModelConfig check_initial_weights(const std::string& path, const ModelConfig& model) {
+  const ModelConfig w = io::read_model_config(path);
+  LN_CHECK(w.flavour == model.flavour, path, ": weights of the ", choice_name(w.flavour), " flavour, but model.flavour is ",
+           choice_name(model.flavour), " (the batch norms and pools differ); set model.flavour: ", choice_name(w.flavour));
+  return w;
+}
+
+namespace {
+
 // The ImageNet backbone of `path` into `model` (the head stays as initialised).
 io::LoadReport load_backbone_weights(LesionClassifier& model, const std::string& path) {
+  (void)check_initial_weights(path, model.config());
   io::LoadOptions opt;
   opt.strict = false;
   opt.only_prefixes = {"backbone."};

@@ -50,6 +50,11 @@ struct RunSummary {
 // Class index of the positive class for the binary metrics.
 int positive_class_index(const TrainConfig& cfg, const std::vector<std::string>& class_names);
 
+// The configuration of the initial weight file `path`, after checking that its network flavour is
+// `model`'s: Keras weights in a torchvision-flavour model (or the reverse) would lose or invent the batch
+// norms' scales and change the pools without any error from loading, so it is refused with one line.
+ModelConfig check_initial_weights(const std::string& path, const ModelConfig& model);
+
 // Observers of the training loop (progress displays, tests).
 struct TrainHooks {
   // After every optimizer step: fold (0-based) and global step (1-based count in the fold).
