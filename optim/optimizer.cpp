@@ -54,7 +54,7 @@ void Optimizer::zero_grad() {
 namespace {
 Tensor grad_f32(const Tensor& p) {
   Tensor g = p.grad();
-  return g.dtype() == DType::f32 ? g : to_dtype(g, DType::f32);
+  return to_dtype(g, DType::f32);  // g itself when already f32
 }
 }  // namespace
 

@@ -30,9 +30,6 @@ dnnl::stream& cpu_stream() {
   return s;
 }
 
-// f32 view of a tensor: itself when f32, else an f32 copy.
-Tensor as_f32(const Tensor& t) { return t.dtype() == DType::f32 ? t : to_dtype(t, DType::f32); }
-
 struct ConvGeometry {
   memory::dims src, weights, dst, bias, strides, dilates, pad_l, pad_r;
   bool grouped;
@@ -147,9 +144,9 @@ auto with_dnnl_errors(const char* op, Fn&& fn) {
 
 void conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, const Conv2dParams& p, Tensor& y) {
   with_dnnl_errors("conv2d", [&] {
-    const Tensor x = as_f32(x_in), w = as_f32(w_in);
+    const Tensor x = to_dtype(x_in, DType::f32), w = to_dtype(w_in, DType::f32);
     const bool with_bias = bias_in.defined();
-    const Tensor bias = with_bias ? as_f32(bias_in) : Tensor();
+    const Tensor bias = with_bias ? to_dtype(bias_in, DType::f32) : Tensor();
     Tensor out = y.dtype() == DType::f32 ? y : Tensor::empty(y.shape(), DType::f32, y.device());
     const ConvGeometry g = geometry(x.shape(), w.shape(), out.shape(), p);
     const std::string key = g.key + (with_bias ? "+b" : "");
@@ -177,7 +174,7 @@ void conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_i
 
 void conv2d_backward_data(const Tensor& dy_in, const Tensor& w_in, const Conv2dParams& p, Tensor& dx) {
   with_dnnl_errors("conv2d backward (data)", [&] {
-    const Tensor dy = as_f32(dy_in), w = as_f32(w_in);
+    const Tensor dy = to_dtype(dy_in, DType::f32), w = to_dtype(w_in, DType::f32);
     Tensor out = dx.dtype() == DType::f32 ? dx : Tensor::empty(dx.shape(), DType::f32, dx.device());
     const ConvGeometry g = geometry(out.shape(), w.shape(), dy.shape(), p);
     BackwardDataEntry* e;
@@ -207,7 +204,7 @@ void conv2d_backward_data(const Tensor& dy_in, const Tensor& w_in, const Conv2dP
 
 void conv2d_backward_weights(const Tensor& dy_in, const Tensor& x_in, const Conv2dParams& p, Tensor& dw) {
   with_dnnl_errors("conv2d backward (weights)", [&] {
-    const Tensor dy = as_f32(dy_in), x = as_f32(x_in);
+    const Tensor dy = to_dtype(dy_in, DType::f32), x = to_dtype(x_in, DType::f32);
     Tensor out = dw.dtype() == DType::f32 ? dw : Tensor::empty(dw.shape(), DType::f32, dw.device());
     const ConvGeometry g = geometry(x.shape(), out.shape(), dy.shape(), p);
     BackwardWeightsEntry* e;

@@ -6,16 +6,9 @@
 
 namespace livernet::kernels::cpu {
 
-namespace {
-
-// f32 view of a tensor: itself when f32, else an f32 copy.
-Tensor as_f32(const Tensor& t) { return t.dtype() == DType::f32 ? t : to_dtype(t, DType::f32); }
-
-}  // namespace
-
 void gemm(const Tensor& a_in, bool trans_a, const Tensor& b_in, bool trans_b, float alpha, float beta, Tensor& c) {
-  const Tensor a = as_f32(a_in), b = as_f32(b_in);
-  Tensor out = c.dtype() == DType::f32 ? c : to_dtype(c, DType::f32);
+  const Tensor a = to_dtype(a_in, DType::f32), b = to_dtype(b_in, DType::f32);
+  Tensor out = to_dtype(c, DType::f32);
   const std::int64_t m = out.size(0), n = out.size(1);
   const std::int64_t k = trans_a ? a.size(0) : a.size(1);
   const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a.data<float>(),
