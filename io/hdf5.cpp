@@ -423,10 +423,13 @@ Id vlen_utf8() {
 //
 // libhdf5 1.10 (Debian 12) can crash, hang or allocate gigabytes on a crafted file (fuzz/regressions/*/libhdf5-*.h5).
 // Before a file is opened here, a forked child opens it and touches what any reader of ours could touch:
-// every group, link, object header, attribute (values read, variable-length strings included) and dataset
-// (every element read, in bounded blocks, through the type conversion our readers use). If the child
-// crashes, hangs or runs out of its memory budget, the file is refused with one line; otherwise this
-// process reads it (libhdf5 is deterministic: what the child survived, this process survives).
+// every group, link, object header, attribute (opened by position and by name, values read, variable-length
+// strings included), a lookup of an absent name in each, and every dataset (read whole and by rows, through
+// each memory type our readers use). If the child crashes, hangs or runs out of its memory budget, the file is
+// refused with one line; otherwise this process reads it. libhdf5 is deterministic, so what the child survived
+// this process survives -- as far as the child took the same paths through the library, which is why it
+// mirrors our readers' calls and not just the file's contents (a heap-use-after-free that CI's fuzzer met in
+// this process on 2026-11-30, after the child had read every dataset as doubles by rows).
 namespace {
 
 // Whether the error stack holds "out of memory" (a failed allocation under the child's memory budget).
@@ -440,6 +443,9 @@ bool stack_says_out_of_memory() {
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, cb, &oom);
   return oom;
 }
+
+// A name no file of ours holds, looked up in every group and object.
+constexpr const char* kAbsentName = "livernet-absent-name";
 
 struct Prober {
   bool out_of_memory = false;
@@ -480,6 +486,7 @@ struct Prober {
   void attributes(hid_t obj) {
     H5O_info_t oi{};
     if (!ok(H5Oget_info2(obj, &oi, H5O_INFO_NUM_ATTRS))) return;
+    ok(H5Aexists(obj, kAbsentName));  // a lookup that fails, as ours do for optional attributes
     for (hsize_t i = 0; i < oi.num_attrs && i < 4096; ++i) {
       Id a(H5Aopen_by_idx(obj, ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT));
       if (!a.ok()) a = Id(H5Aopen_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT));
@@ -487,8 +494,14 @@ struct Prober {
         failed();
         continue;
       }
+      // Our readers open attributes by name (a lookup in the name index, which opening by position skips).
       char name[256] = {};
-      if (H5Aget_name(a.get(), sizeof name, name) >= 0) ok(H5Aexists(obj, name));
+      const htri_t named = H5Aget_name(a.get(), sizeof name, name) >= 0 ? H5Aexists(obj, name) : 0;
+      if (ok(named) && named > 0) {
+        Id by_name(H5Aopen_by_name(obj, ".", name, H5P_DEFAULT, H5P_DEFAULT));
+        if (by_name.ok()) a = std::move(by_name);
+        else failed();
+      }
       Id type(H5Aget_type(a.get()));
       Id space(H5Aget_space(a.get()));
       if (!type.ok() || !space.ok()) {
@@ -518,23 +531,40 @@ struct Prober {
                          space.get());
     }
     if (cls != H5T_INTEGER && cls != H5T_FLOAT) return;  // our readers refuse other classes before reading
-    // Rows of dimension 0 in blocks of at most 8 Mi values.
+    const hssize_t npoints = H5Sget_simple_extent_npoints(space.get());
+    if (npoints <= 0) return;
+    // The memory types and selections our readers use, because libhdf5 takes a different path for each: a
+    // read without conversion goes straight into the caller's buffer, one with conversion through its own
+    // buffers, a whole-dataset read and a read by rows walk the chunks differently. H5File::read reads the
+    // whole dataset as float32 (weights, images), as int64 (labels) or as its own type; read_rows reads rows.
+    std::vector<hid_t> types{H5T_NATIVE_FLOAT};
+    Id native;
+    if (cls == H5T_INTEGER && npoints <= (1 << 20)) {
+      types.push_back(H5T_NATIVE_INT64);
+      native = Id(H5Tget_native_type(type.get(), H5T_DIR_ASCEND));
+      if (native.ok() && H5Tequal(native.get(), H5T_NATIVE_INT64) <= 0) types.push_back(native.get());
+    }
+    std::vector<std::int64_t> buf;  // 8-byte elements: room for any of the types above
+    if (npoints <= (1 << 24)) {
+      buf.resize(static_cast<std::size_t>(npoints));
+      for (hid_t mt : types) ok(H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()));
+    }
+    // Rows of dimension 0 in blocks of at most 8 Mi values, as float32.
     double row = 1;
     for (int i = 1; i < nd; ++i) row *= static_cast<double>(dims[i]);
-    if (row <= 0 || dims[0] == 0) return;
-    if (row > double(1 << 23)) return;  // a row alone is larger than any reader of ours accepts
-    const hsize_t rows = std::max<hsize_t>(1, static_cast<hsize_t>(double(1 << 23) / row));
-    std::vector<double> buf;
-    for (hsize_t start = 0; start < dims[0]; start += rows) {
-      hsize_t off[32] = {}, cnt[32] = {};
-      off[0] = start;
-      cnt[0] = std::min(rows, dims[0] - start);
-      for (int i = 1; i < nd; ++i) cnt[i] = dims[i];
-      buf.resize(static_cast<std::size_t>(static_cast<double>(cnt[0]) * row));
-      Id fspace(H5Dget_space(d));
-      if (!ok(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, off, nullptr, cnt, nullptr))) return;
-      Id mspace(H5Screate_simple(nd, cnt, nullptr));
-      if (!ok(H5Dread(d, H5T_NATIVE_DOUBLE, mspace.get(), fspace.get(), H5P_DEFAULT, buf.data()))) return;
+    if (row > 0 && dims[0] > 0 && row <= double(1 << 23)) {  // a longer row is more than any reader of ours accepts
+      const hsize_t rows = std::max<hsize_t>(1, static_cast<hsize_t>(double(1 << 23) / row));
+      for (hsize_t start = 0; start < dims[0]; start += rows) {
+        hsize_t off[32] = {}, cnt[32] = {};
+        off[0] = start;
+        cnt[0] = std::min(rows, dims[0] - start);
+        for (int i = 1; i < nd; ++i) cnt[i] = dims[i];
+        buf.resize(static_cast<std::size_t>(static_cast<double>(cnt[0]) * row));
+        Id fspace(H5Dget_space(d));
+        if (!ok(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, off, nullptr, cnt, nullptr))) break;
+        Id mspace(H5Screate_simple(nd, cnt, nullptr));
+        if (!ok(H5Dread(d, H5T_NATIVE_FLOAT, mspace.get(), fspace.get(), H5P_DEFAULT, buf.data()))) break;
+      }
     }
   }
 
@@ -548,6 +578,7 @@ struct Prober {
       v->push_back(name);
       return 0;
     };
+    ok(H5Lexists(g, kAbsentName, H5P_DEFAULT));  // a lookup that fails, as ours do for optional datasets
     if (!ok(H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, nullptr, cb, &names))) {
       // Partly listed groups are still walked.
     }

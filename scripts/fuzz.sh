@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Fuzzes livernet's file parsers with libFuzzer (clang from Debian) + AddressSanitizer + UBSan.
 #
-#   scripts/fuzz.sh [--time SECONDS] [--jobs N] [--build-only] [--no-build] [--replay] [--keep-going] [TARGET...]
+#   scripts/fuzz.sh [--time SECONDS] [--seed N] [--jobs N] [--build-only] [--no-build] [--replay] [--keep-going] [TARGET...]
 #
 # Targets (fuzz/fuzz_<target>.cpp; default: all): nifti dicom dicom_seg npy png manifest dataset_h5 weights
 # train_config class_map.
 #   --time S      fuzz each target for S seconds (default 600), one target at a time
+#   --seed N      libFuzzer's random seed (default: taken from the commit, so a run on a clean clone of one
+#                 commit -- CI's -- mutates the same inputs in the same order as a rerun here; 0: from the clock)
 #   --jobs N      build parallelism (default 2)
 #   --build-only  configure and build the targets, do not fuzz
 #   --no-build    use the targets as built
@@ -41,6 +43,7 @@ BUILD=1
 FUZZ=1
 REPLAY=0
 KEEP_GOING=0
+SEED=
 TARGETS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -50,6 +53,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) BUILD=0; shift ;;
     --replay) REPLAY=1; shift ;;
     --keep-going) KEEP_GOING=1; shift ;;
+    --seed) SEED=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) TARGETS+=("$1"); shift ;;
@@ -59,6 +63,13 @@ done
 for t in "${TARGETS[@]}"; do
   [[ " ${ALL[*]} " == *" $t "* ]] || { echo "fuzz.sh: unknown target '$t' (targets: ${ALL[*]})" >&2; exit 2; }
 done
+
+if [[ -z $SEED ]]; then
+  head=$(git rev-parse HEAD 2>/dev/null || true)
+  SEED=0
+  if [[ $head =~ ^[0-9a-f]{8} ]]; then SEED=$(( (16#${head:0:8} % 2147483646) + 1 )); fi
+fi
+[[ $SEED =~ ^[0-9]+$ ]] || { echo "fuzz.sh: --seed takes a number, not '$SEED'" >&2; exit 2; }
 
 B=${LIVERNET_FUZZ_BUILD:-build-fuzz}
 if [[ $BUILD == 1 ]]; then
@@ -80,6 +91,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/fuzz/lsan.supp:print_suppressions=0}
 SUMMARY=()
+DETAILS=()
 status=0
 for t in "${TARGETS[@]}"; do
   exe=$B/fuzz/fuzz_$t
@@ -109,12 +121,12 @@ for t in "${TARGETS[@]}"; do
   work=$B/fuzz-work/$t
   mkdir -p "$work/corpus" "$work/artifacts"
   log=$work/fuzz-$(date +%Y%m%d-%H%M%S).log
-  echo "== $t: fuzzing for ${TIME}s (log $log)"
+  echo "== $t: fuzzing for ${TIME}s, seed $SEED (log $log)"
   before=$(ls "$work/artifacts" | wc -l)
   mode=()
   [[ $KEEP_GOING == 1 ]] && mode=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
   set +e
-  ASAN_OPTIONS=$asan_options "$exe" "${mode[@]}" -max_total_time="$TIME" -timeout=10 -rss_limit_mb=2048 "${malloc_limit[@]}" -print_final_stats=1 \
+  ASAN_OPTIONS=$asan_options "$exe" "${mode[@]}" -max_total_time="$TIME" -timeout=10 -rss_limit_mb=2048 "${malloc_limit[@]}" -print_final_stats=1 -seed="$SEED" \
     -artifact_prefix="$work/artifacts/" "${dict[@]}" "$work/corpus" "$seeds" >"$log" 2>&1
   rc=$?
   set -e
@@ -140,6 +152,14 @@ for t in "${TARGETS[@]}"; do
     line+=" -- FOUND A BUG (exit $rc): $(grep -aE 'ERROR: |==== livernet fuzz|runtime error|uncaught exception' "$log" | head -1)"
     line+="; input copied to $regress/ ($(echo $new | tr '\n' ' '))"
     status=1
+    # What a reader of the log alone (CI's) needs to reproduce it here: the report and the input itself.
+    DETAILS+=("== $t: the sanitizer's report (seed $SEED; full log $log)")
+    DETAILS+=("$(awk '/ERROR: |==== livernet fuzz|runtime error|uncaught exception/{on=1} on{print; if (++n >= 60) exit} /^SUMMARY: /{if (on) exit}' "$log")")
+    for f in $new; do
+      if (( $(stat -c %s "$work/artifacts/$f") <= 65536 )); then
+        DETAILS+=("== $t: $f, base64 (save it: base64 -d > fuzz/regressions/$t/$f)" "$(base64 -w 100 "$work/artifacts/$f")" "== end of $f")
+      fi
+    done
   fi
   echo "$line"
   SUMMARY+=("$line")
@@ -147,4 +167,5 @@ done
 echo
 echo "== fuzz.sh summary"
 printf '%s\n' "${SUMMARY[@]}"
+((${#DETAILS[@]} == 0)) || printf '%s\n' "" "${DETAILS[@]}"
 exit $status
