@@ -11,7 +11,7 @@
     unlucky lesions; a lesion within 0.05 of 0.5 may legitimately change class. The checks: tools/evaluate and
     tools/predict on the GPU vs on the CPU (note: both tools run f32 on the GPU, so there the bound is loose: f32 vs
     f32 should agree to ~1e-5) and, the real bf16 check, the run's own fold-1 test predictions (made on the GPU in
-    bf16 autocast during training) vs tools/evaluate --fold 1 (f32) of the same fold_0/best.h5.
+    bf16 autocast during training) vs tools/evaluate --fold 1 (f32) of the same fold_1/best.h5.
 (ii) Separately trained runs (GPU bf16 vs CPU f32: different rounding and summation order, so the training
     trajectories diverge chaotically after a few steps): the pooled accuracy and AUC may differ by sampling noise
     only: |x_gpu - x_cpu| <= --sigmas * sqrt(p (1 - p) / n) with p the CPU value and n the number of lesions (the 95 %

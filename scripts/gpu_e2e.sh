@@ -118,8 +118,8 @@ set -m  # the trainer in a process group of its own (not a session: the device m
 tpid=$!
 set +m
 while kill -0 "$tpid" 2>/dev/null; do  # kill at the first checkpoint: end of fold 1's epoch 1 (or of fold 1)
-  [[ -e $run/fold_0/checkpoint.h5 ]] && point="fold 1 epoch 2, just after epoch 1's checkpoint" && break
-  [[ -e $run/fold_0/result.json ]] && point="fold 2 epoch 1, fold 1 finished" && break
+  [[ -e $run/fold_1/checkpoint.h5 ]] && point="fold 1 epoch 2, just after epoch 1's checkpoint" && break
+  [[ -e $run/fold_1/result.json ]] && point="fold 2 epoch 1, fold 1 finished" && break
   (($(date +%s) - ${s%.*} >= lim)) && point="before any checkpoint (step limit ${lim}s)" && break
   sleep 0.05
 done
@@ -130,7 +130,7 @@ if kill -0 "$tpid" 2>/dev/null; then
   fact kill.after_s "$(since "$s")"
   fact kill.last_line "$(grep -v '^[[:space:]]*$' "$run/log.txt" 2>/dev/null | tail -1)"
   fact kill.files "$(cd "$run" 2>/dev/null && find . -type f | sort | tr '\n' ' ')"
-  [[ -f $run/fold_0/history.csv ]] && cp "$run/fold_0/history.csv" "$work/history_at_kill.csv"
+  [[ -f $run/fold_1/history.csv ]] && cp "$run/fold_1/history.csv" "$work/history_at_kill.csv"
 fi
 wait "$tpid"; rc=$?
 exec 2>&3 3>&-
@@ -145,10 +145,10 @@ resume_rc=$?
 sed -n '/^==== resume/,$p' "$log" > "$work/resume.log"
 ((resume_rc == 0)) || die "train --resume: exit $resume_rc: $(lastline "$work/resume.log")"
 
-# ---- c. evaluate (the same weights on the GPU and on the CPU, most valuable first; --fold 1: fold_0/best.h5 alone,
-# the model that made the run's fold-1 test predictions), d. predict (fold_0/best.h5) on the dataset file
+# ---- c. evaluate (the same weights on the GPU and on the CPU, most valuable first; --fold 1: fold_1/best.h5 alone,
+# the model that made the run's fold-1 test predictions), d. predict (fold_1/best.h5) on the dataset file
 ev() { step "$1" "$2" "$3" "$build/tools/evaluate" --run "$run" --data "$data" --device "$4" -o "$run/$5" "${@:6}"; }
-pr() { step "$1" "$2" "$3" "$build/tools/predict" --weights "$run/fold_0/best.h5" --input "$data" --device "$4" -o "$work/$5"; }
+pr() { step "$1" "$2" "$3" "$build/tools/predict" --weights "$run/fold_1/best.h5" --input "$data" --device "$4" -o "$work/$5"; }
 if [[ $device == cpu ]]; then
   ev evaluate_cpu 900 $((budget / 10)) cpu eval_cpu
   ev evaluate_fold1_cpu 600 $((budget / 20)) cpu eval_fold1_cpu --fold 1

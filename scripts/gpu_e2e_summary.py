@@ -133,7 +133,7 @@ def main():
     resumed = re.findall(r"^fold \d+/\d+: resuming at epoch .*$", resume_log, re.M)
     done = re.findall(r"^fold \d+/\d+: already done$", resume_log, re.M)
     at_kill = read_text(os.path.join(work, "history_at_kill.csv")).splitlines()
-    final0 = read_text(os.path.join(run, "fold_0", "history.csv")).splitlines()
+    final0 = read_text(os.path.join(run, "fold_1", "history.csv")).splitlines()
     res["kill"] = {"killed": facts.get("kill.killed") == "1", "signal": "SIGKILL", "point": facts.get("kill.point"),
                    "after_seconds": float(facts["kill.after_s"]) if "kill.after_s" in facts else None,
                    "last_log_line": facts.get("kill.last_line"), "files_at_kill": facts.get("kill.files", "").split()}
@@ -147,14 +147,14 @@ def main():
     # e. the run directory
     folds = len((read_json(os.path.join(run, "splits.json")) or {}).get("folds", [0, 0]))
     want = ["config.yaml", "splits.json", "log.txt", "metrics.json", "predictions.csv", "report.html"]
-    want += [f"fold_{k}/{f}" for k in range(folds) for f in ("best.h5", "checkpoint.h5", "history.csv", "result.json")]
+    want += [f"fold_{k + 1}/{f}" for k in range(folds) for f in ("best.h5", "checkpoint.h5", "history.csv", "result.json")]
     missing = [f for f in want if not os.path.isfile(os.path.join(run, f))]
     tmp = [os.path.relpath(p, run) for p in glob.glob(os.path.join(run, "**", "*"), recursive=True)
            if ".tmp." in os.path.basename(p) or p.endswith(".tmp")]
     tmp += [os.path.relpath(p, run) for p in glob.glob(os.path.join(run, "**", ".*"), recursive=True) if ".tmp" in p]
     hist_ok = []
     for k, f in enumerate(res["metrics"]["folds"] or [{}] * folds):
-        rows = read_text(os.path.join(run, f"fold_{k}", "history.csv")).splitlines()[1:]
+        rows = read_text(os.path.join(run, f"fold_{k + 1}", "history.csv")).splitlines()[1:]
         nums = [int(r.split(",")[0]) for r in rows if r]
         hist_ok.append(nums == list(range(1, len(nums) + 1)) and len(nums) == f.get("epochs_run"))
     preds = read_probs(os.path.join(run, "predictions.csv"), "lesion_id") or {}
@@ -195,13 +195,13 @@ def main():
                             "(the GPU's cuDNN/cuBLAS in strict f32, no TF32); the run's own test predictions "
                             "(RUN/predictions.csv) use the run's precision (bf16 autocast on the GPU by default)",
           "positive_class": pos_name, "run_precision": res["train"]["model_line"],
-          "train_vs_evaluate_fold1": compare(fold1, trained, pos, f"fold 1 test lesions, fold_0/best.h5 on {dev}: "
+          "train_vs_evaluate_fold1": compare(fold1, trained, pos, f"fold 1 test lesions, fold_1/best.h5 on {dev}: "
                                              "tools/evaluate --fold 1 (f32) vs the run's predictions.csv (run precision)"),
-          "predict_vs_evaluate_fold1": compare(fold1, pr[dev], pos, f"every lesion, fold_0/best.h5 on {dev}, both f32: "
+          "predict_vs_evaluate_fold1": compare(fold1, pr[dev], pos, f"every lesion, fold_1/best.h5 on {dev}, both f32: "
                                                "tools/evaluate --fold 1 vs tools/predict (a tool consistency check)")}
     if dev == "cuda":
         sw["evaluate_gpu_vs_cpu"] = compare(ev["cpu"], ev["cuda"], pos, "tools/evaluate, 2 fold models averaged, every lesion")
-        sw["predict_gpu_vs_cpu"] = compare(pr["cpu"], pr["cuda"], pos, "tools/predict fold_0/best.h5, every lesion")
+        sw["predict_gpu_vs_cpu"] = compare(pr["cpu"], pr["cuda"], pos, "tools/predict fold_1/best.h5, every lesion")
     res["same_weights"] = sw
 
     rcs = {k: v.get("rc") for k, v in steps.items()}

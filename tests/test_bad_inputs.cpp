@@ -664,13 +664,15 @@ std::vector<Case> cases() {
                "train", kTrain + " --weights {d}/w.h5", {"truncated"}, "w.h5", {"run"}});
   t.push_back({"CheckpointTruncated", all({run_dir(), [](const Dir& d) {
                  formatted_h5(d("full.h5"), "livernet-checkpoint");
-                 truncated_copy(d("full.h5"), d("run/fold_0/checkpoint.h5"), 0.5);
+                 truncated_copy(d("full.h5"), d("run/fold_1/checkpoint.h5"), 0.5);
                }}), "train", "--resume {d}/run", {"truncated"}, "checkpoint.h5", {"run/log.txt", "run/splits.json"}});
-  t.push_back({"CheckpointZeroSized", all({run_dir(), [](const Dir& d) { spit(d("run/fold_1/checkpoint.h5"), ""); }}), "train",
-               "--resume {d}/run", {"fold_1/checkpoint.h5: not an HDF5 file"}, "checkpoint.h5", {"run/log.txt", "run/splits.json"}});
+  t.push_back({"CheckpointZeroSized", all({run_dir(), [](const Dir& d) { spit(d("run/fold_2/checkpoint.h5"), ""); }}), "train",
+               "--resume {d}/run", {"fold_2/checkpoint.h5: not an HDF5 file"}, "checkpoint.h5", {"run/log.txt", "run/splits.json"}});
   t.push_back({"CheckpointIsAWeightFile", all({run_dir(), [](const Dir& d) {
-                 formatted_h5(d("run/fold_0/checkpoint.h5"), "livernet-weights");
+                 formatted_h5(d("run/fold_1/checkpoint.h5"), "livernet-weights");
                }}), "train", "--resume {d}/run", {"not a training checkpoint"}, "checkpoint.h5", {"run/log.txt", "run/splits.json"}});
+  t.push_back({"ResumeRunWithFoldsFromZero", all({run_dir(), [](const Dir& d) { fs::create_directories(d("run/fold_0")); }}),
+               "train", "--resume {d}/run", {"numbered the folds from 0 (fold_0)", "do mv "}, "run", {"run/log.txt"}});
   t.push_back({"ResumeConfigUnknownKey", run_dir("colour: red\n"), "train", "--resume {d}/run",
                {"unknown key 'colour'"}, "config.yaml", {"run/log.txt", "run/splits.json"}});
 
@@ -682,15 +684,15 @@ std::vector<Case> cases() {
   t.push_back({"EvaluateDataTruncated", all({run_dir(), [](const Dir& d) { truncated_copy(phantoms(), d("test.h5"), 0.5); }}),
                "evaluate", kEvaluate, {"truncated"}, "test.h5", {"run/evaluation_test"}});
   t.push_back({"EvaluateFoldModelMissing", all({run_dir(), test_data, [](const Dir& d) {
-                 fs::create_directories(d("run/fold_0"));
-                 fs::create_symlink(weights(), d("run/fold_0/best.h5"));
-               }}), "evaluate", kEvaluate, {"fold_1/best.h5: missing (is the run finished?"}, "best.h5", {"run/evaluation_test"}});
+                 fs::create_directories(d("run/fold_1"));
+                 fs::create_symlink(weights(), d("run/fold_1/best.h5"));
+               }}), "evaluate", kEvaluate, {"fold_2/best.h5: missing (is the run finished?"}, "best.h5", {"run/evaluation_test"}});
   t.push_back({"EvaluateFoldModelTruncated", all({run_dir(), test_data, [](const Dir& d) {
-                 for (const char* f : {"run/fold_0/best.h5", "run/fold_1/best.h5"}) truncated_copy(weights(), d(f), 1 << 20);
-               }}), "evaluate", kEvaluate, {"fold_0/best.h5", "truncated"}, "best.h5", {"run/evaluation_test"}});
+                 for (const char* f : {"run/fold_1/best.h5", "run/fold_2/best.h5"}) truncated_copy(weights(), d(f), 1 << 20);
+               }}), "evaluate", kEvaluate, {"fold_1/best.h5", "truncated"}, "best.h5", {"run/evaluation_test"}});
   t.push_back({"EvaluateClassesDiffer", all({run_dir(), [](const Dir& d) {
                  small_dataset(d("test.h5"), 3, {"cyst", "hemangioma", "metastasis"});
-                 for (const char* f : {"run/fold_0", "run/fold_1"}) {
+                 for (const char* f : {"run/fold_1", "run/fold_2"}) {
                    fs::create_directories(d(f));
                    fs::create_symlink(weights(), d(std::string(f) + "/best.h5"));
                  }

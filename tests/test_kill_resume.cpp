@@ -184,7 +184,7 @@ TEST_F(KillResume, TwentyKillsThenResumeEqualsAnUninterruptedRun) {
 // line naming the checkpoint, exit code 1, the previous checkpoint untouched, no temporary left; resumed
 // with room again, the run ends exactly as an uninterrupted one.
 TEST_F(KillResume, DiskFullKeepsThePreviousCheckpoint) {
-  const std::string run = str("runs/k"), ckpt = run + "/fold_0/checkpoint.h5";
+  const std::string run = str("runs/k"), ckpt = run + "/fold_1/checkpoint.h5";
   // Run until the first checkpoint is complete, then kill.
   pid_t pid = spawn(command("k"), str("disk.log"));
   ASSERT_GT(pid, 0);

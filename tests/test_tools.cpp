@@ -217,8 +217,8 @@ TEST_F(Tools, TrainEvaluateEndToEndAndItsErrors) {
   const std::string run_dir = path("run");
   r = run("train", "-c " + path("tiny.yaml") + " --data " + path("train.h5") + " -o " + run_dir);
   ASSERT_EQ(r.rc, 0) << r.err;
-  for (const char* f : {"config.yaml", "splits.json", "metrics.json", "predictions.csv", "log.txt", "fold_0/best.h5",
-                        "fold_1/checkpoint.h5", "fold_1/history.csv"})
+  for (const char* f : {"config.yaml", "splits.json", "metrics.json", "predictions.csv", "log.txt", "fold_1/best.h5",
+                        "fold_2/checkpoint.h5", "fold_2/history.csv"})
     EXPECT_TRUE(fs::exists(run_dir + "/" + f)) << f;
   const auto metrics = nlohmann::json::parse(slurp(run_dir + "/metrics.json"));
   for (const char* k : {"accuracy", "precision", "recall", "specificity", "f1", "auc"}) EXPECT_TRUE(metrics.contains(k)) << k;

@@ -290,7 +290,7 @@ TEST(Training, ResumeAfterInterruptionEqualsAnUninterruptedRun) {
   EXPECT_EQ(slurp(dir.str("resumed/predictions.csv")), slurp(dir.str("full/predictions.csv")));
   EXPECT_EQ(slurp(dir.str("resumed/metrics.json")), slurp(dir.str("full/metrics.json")));
   for (int f = 0; f < 2; ++f) {
-    const std::string h = "/fold_" + std::to_string(f) + "/history.csv";
+    const std::string h = "/fold_" + std::to_string(f + 1) + "/history.csv";
     // Times differ; losses and metrics must not.
     auto strip = [](std::string s) {
       std::string out;

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   return tools::run(app, argc, argv, [&] {
     LN_CHECK(fs::is_directory(run), run, ": no such run directory");
     train::TrainConfig cfg = train::load_train_config(run + "/config.yaml");
+    train::check_fold_numbering(run);
     const data::Dataset test = data::load_dataset(data, data::ManifestOptions{cfg.window, 32768.f, {}});
     const Device dev = resolve_device(device);
     std::vector<int> folds;
@@ -32,7 +33,7 @@ int main(int argc, char** argv) {
       for (int k = 0; k < cfg.folds; ++k) folds.push_back(k);
     }
     for (int k : folds) {  // all of them before any is applied
-      const std::string w = run + "/fold_" + std::to_string(k) + "/best.h5";
+      const std::string w = train::fold_dir(run, k) + "/best.h5";
       LN_CHECK(fs::exists(w), w, ": missing (is the run finished? resume it with tools/train --resume ", run, ")");
     }
     std::vector<std::int64_t> all(static_cast<std::size_t>(test.size()));
@@ -40,7 +41,7 @@ int main(int argc, char** argv) {
     std::vector<std::vector<double>> avg;
     std::vector<std::string> class_names;
     for (int k : folds) {
-      const std::string w = run + "/fold_" + std::to_string(k) + "/best.h5";
+      const std::string w = train::fold_dir(run, k) + "/best.h5";
       auto model = io::load_model(w);
       class_names = model->config().class_names;
       LN_CHECK(class_names == test.class_names, data, ": classes (", test.class_names.size(), ") differ from the run's (",
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
     rep.positive = positive;
     rep.training_curves = false;
     rep.gallery = 8;
-    rep.fold_weights = {run + "/fold_" + std::to_string(fold ? fold - 1 : 0) + "/best.h5"};
+    rep.fold_weights = {train::fold_dir(run, fold ? fold - 1 : 0) + "/best.h5"};
     const std::string report = train::write_report(rep);
     std::printf("results: %s/metrics.json, %s/predictions.csv\nreport:  %s\n", output.c_str(), output.c_str(), report.c_str());
     return 0;

@@ -35,8 +35,9 @@ data::Dataset check_inputs(const train::TrainConfig& cfg, const std::string& res
   (void)resolve_device(cfg.device);
   if (!cfg.weights.empty()) (void)train::check_initial_weights(cfg.weights, cfg.model);
   if (resume_dir.empty()) return data;
+  train::check_fold_numbering(resume_dir);
   for (int k = 0; k < cfg.folds; ++k) {
-    const std::string ckpt = resume_dir + "/fold_" + std::to_string(k) + "/checkpoint.h5";
+    const std::string ckpt = train::fold_dir(resume_dir, k) + "/checkpoint.h5";
     if (!fs::exists(ckpt)) continue;
     const io::H5File f = io::H5File::open(ckpt);
     LN_CHECK(f.has_attr("/", "format") && f.read_string_attr("/", "format") == io::kCheckpointFormat, ckpt,
@@ -138,7 +139,7 @@ int main(int argc, char** argv) {
       r.folds = s.folds;
       r.pooled = s.pooled;
       r.positive = s.positive;
-      for (int k = 0; k < s.config.folds; ++k) r.fold_weights.push_back(run_dir + "/fold_" + std::to_string(k) + "/best.h5");
+      for (int k = 0; k < s.config.folds; ++k) r.fold_weights.push_back(train::fold_dir(run_dir, k) + "/best.h5");
       const std::string report = train::write_report(r);
       progress.line(str_cat("results: ", run_dir, "/metrics.json, ", run_dir, "/predictions.csv"));
       progress.line(str_cat("report:  ", report));

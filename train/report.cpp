@@ -355,7 +355,7 @@ std::string write_report(const ReportInputs& in) {
   if (in.training_curves) {
     h << "<h2>Training and validation</h2><div class=\"charts\">";
     for (const auto& f : in.folds) {
-      const auto rows = read_history(in.run_dir + "/fold_" + std::to_string(f.fold) + "/history.csv");
+      const auto rows = read_history(fold_dir(in.run_dir, f.fold) + "/history.csv");
       if (rows.empty()) continue;
       Series tr{"train loss", {}, kColors[0]}, va{"val loss", {}, kColors[1]}, auc{"val AUC", {}, kColors[2], true};
       double ymax = 1;

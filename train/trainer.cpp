@@ -339,7 +339,7 @@ FoldResult test_fold(LesionClassifier& model, const data::Dataset& data, const F
 
 FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const Fold& fold, int k, const std::string& run_dir,
                       Device dev, DType dtype, int positive, Progress& progress, const TrainHooks& hooks, RunClock& clock) {
-  const std::string dir = run_dir + "/fold_" + std::to_string(k);
+  const std::string dir = fold_dir(run_dir, k);
   fs::create_directories(dir);
   const std::string ckpt = dir + "/checkpoint.h5", best_path = dir + "/best.h5";
   const std::uint64_t seed = cfg.seed * 1000003ull + static_cast<std::uint64_t>(k);
@@ -492,12 +492,23 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
 }
 
 json fold_result_json(const FoldResult& r) {
-  return json{{"fold", r.fold}, {"test_indices", r.test_indices}, {"test_probs", r.test_probs},
+  return json{{"fold", r.fold + 1}, {"test_indices", r.test_indices}, {"test_probs", r.test_probs},
               {"best_epoch", r.best_epoch}, {"epochs_run", r.epochs_run}, {"seconds", r.seconds}};
 }
 
 
 }  // namespace
+
+std::string fold_dir(const std::string& run_dir, int k) { return run_dir + "/fold_" + std::to_string(k + 1); }
+
+void check_fold_numbering(const std::string& run_dir) {
+  if (!fs::exists(run_dir + "/fold_0")) return;
+  int n = 0;
+  while (fs::exists(run_dir + "/fold_" + std::to_string(n))) ++n;
+  LN_FAIL(run_dir, ": written by an older livernet that numbered the folds from 0 (fold_0); they are numbered from 1 now, "
+          "as everywhere else; rename them: for k in $(seq ", n - 1, " -1 0); do mv ", run_dir, "/fold_$k ", run_dir,
+          "/fold_$((k+1)); done");
+}
 
 std::string metrics_table(const std::vector<FoldResult>& folds, const Metrics& pooled) {
   std::string s = "               accuracy  precision  recall  specificity     f1     auc\n";
@@ -590,6 +601,7 @@ static void remove_stale_temporaries(const std::string& run_dir, Progress& progr
 RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, Progress& progress, const TrainHooks& hooks,
                         std::optional<data::Dataset> preloaded) {
   TrainConfig cfg = cfg_in;
+  check_fold_numbering(run_dir);
   remove_stale_temporaries(run_dir, progress);
   data::Dataset data = preloaded ? std::move(*preloaded)
                                : data::load_dataset(cfg.data, data::ManifestOptions{cfg.window, 32768.f, cfg.model.class_names});
@@ -628,18 +640,18 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
   clock.epochs_left = cfg.folds * cfg.epochs;
   for (int k = 0; k < cfg.folds; ++k) {
     // Finished folds, and the epochs a resumed fold has behind it, are not left to train.
-    const std::string fold_dir = run_dir + "/fold_" + std::to_string(k);
-    if (fs::exists(fold_dir + "/result.json")) clock.epochs_left -= cfg.epochs;
-    else if (fs::exists(fold_dir + "/checkpoint.h5")) clock.epochs_left -= std::min(cfg.epochs, completed_epochs(fold_dir + "/history.csv"));
+    const std::string dir = fold_dir(run_dir, k);
+    if (fs::exists(dir + "/result.json")) clock.epochs_left -= cfg.epochs;
+    else if (fs::exists(dir + "/checkpoint.h5")) clock.epochs_left -= std::min(cfg.epochs, completed_epochs(dir + "/history.csv"));
   }
   for (int k = 0; k < cfg.folds; ++k) {
-    const std::string result_path = run_dir + "/fold_" + std::to_string(k) + "/result.json";
+    const std::string result_path = fold_dir(run_dir, k) + "/result.json";
     FoldResult r;
     if (fs::exists(result_path)) {
       std::ifstream in(result_path);
       const json j = json::parse(in, nullptr, false);
       LN_CHECK(!j.is_discarded(), result_path, ": damaged; delete it to retrain the fold");
-      r.fold = j.at("fold");
+      r.fold = k;  // its folder says which; result.json's "fold" (1-based) is for readers
       r.test_indices = j.at("test_indices").get<std::vector<std::int64_t>>();
       r.test_probs = j.at("test_probs").get<std::vector<std::vector<double>>>();
       r.best_epoch = j.at("best_epoch");

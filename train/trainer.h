@@ -47,6 +47,13 @@ struct RunSummary {
   int positive = 1;
 };
 
+// The folder of fold k (0-based in code) in a run directory: RUN/fold_<k+1>. Folds are numbered from 1
+// everywhere a user sees them (folders, predictions.csv, metrics.json, splits.json, result.json, --fold).
+std::string fold_dir(const std::string& run_dir, int k);
+// Refuses, with one line saying what to rename, a run directory written before folds were numbered from 1
+// (it has RUN/fold_0): resuming or evaluating it would take fold 1's files for fold 2's.
+void check_fold_numbering(const std::string& run_dir);
+
 // Class index of the positive class for the binary metrics.
 int positive_class_index(const TrainConfig& cfg, const std::vector<std::string>& class_names);
 
