@@ -795,6 +795,22 @@ std::vector<Case> cases() {
                "--input {d}/in --layout nifti --classes {d}/classes.yaml -o {d}/out.h5 --id-key {d}/short.key",
                {"a pseudonymisation key needs at least 16 bytes"}, "short.key", extract_outputs});
 
+  // ---- merge_datasets ---------------------------------------------------------------------------------
+  const std::string kMerge = "{d}/a.h5 {d}/b.h5 -o {d}/merged.h5";
+  t.push_back({"MergePatchSizesDiffer", [](const Dir& d) {
+                 small_dataset(d("a.h5"), 2);
+                 fs::copy_file(phantoms(), d("b.h5"));
+               }, "merge_datasets", kMerge, {"patches are [32, 32] but", "extract every source with the same --size"}, "b.h5",
+               {"merged.h5"}});
+  t.push_back({"MergePatientInTwoSources", [](const Dir& d) {
+                 small_dataset(d("a.h5"), 2);
+                 small_dataset(d("b.h5"), 2);
+               }, "merge_datasets", kMerge, {"patient P0 is in both", "--prefix-ids"}, "b.h5", {"merged.h5"}});
+  t.push_back({"MergeInputTruncated", [](const Dir& d) {
+                 small_dataset(d("a.h5"), 2);
+                 truncated_copy(phantoms(), d("b.h5"), 0.5);
+               }, "merge_datasets", kMerge, {"truncated"}, "b.h5", {"merged.h5"}});
+
   // ---- bench (reads no input; its --json output), make_phantoms, command-line errors (exit code 2) ----
   t.push_back({"BenchJsonInMissingFolder", nullptr, "bench",
                "--device cpu --batch 1 --size 75 --iters 1 --warmup 0 --no-per-block --json {d}/no/such/b.json", {"cannot create"},

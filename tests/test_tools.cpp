@@ -224,7 +224,7 @@ TEST_F(Tools, TrainEvaluateEndToEndAndItsErrors) {
   for (const char* k : {"accuracy", "precision", "recall", "specificity", "f1", "auc"}) EXPECT_TRUE(metrics.contains(k)) << k;
   EXPECT_EQ(metrics["folds"].size(), 2u);
   const auto rows = read_csv(slurp(run_dir + "/predictions.csv"));
-  EXPECT_EQ(rows[0], (std::vector<std::string>{"lesion_id", "patient_id", "fold", "label", "prob_cyst", "prob_metastasis"}));
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"lesion_id", "patient_id", "source", "fold", "label", "prob_cyst", "prob_metastasis"}));
   // Never overwrites a run without --force; resuming a finished run just reports it.
   r = run("train", "-c " + path("tiny.yaml") + " --data " + path("train.h5") + " -o " + run_dir);
   EXPECT_EQ(r.rc, 1);

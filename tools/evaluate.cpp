@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
     fs::create_directories(output);
     train::write_results(output, test, {r}, r.metrics, positive,
                          fold ? str_cat("fold ", fold, " model") : str_cat("average of ", folds.size(), " fold models"));
-    std::printf("%s", train::metrics_table({}, r.metrics).c_str());
+    std::printf("%s", train::metrics_table({}, r.metrics, train::per_source_metrics(test, {r}, positive)).c_str());
     train::ReportInputs rep;
     rep.run_dir = output;
     rep.title = str_cat("livernet evaluation of ", fs::path(run).filename().string(), " on ", fs::path(data).filename().string());

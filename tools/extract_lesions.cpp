@@ -8,6 +8,7 @@
 #include "io/csv.h"
 #include "data/dataset.h"
 #include "data/lesions.h"
+#include "data/merge.h"
 #include "train/progress.h"
 #include "data/pseudonym.h"
 #include "tools/cli.h"
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
       "file, plus a per-lesion CSV. Patient ids are pseudonyms (a keyed hash of the patient's folder); DICOM\n"
       "identifiers never reach the outputs. See docs/data.md.",
       "extract_lesions");
-  std::string input, layout, classes_path, output, lesions_csv, id_key, id_map;
+  std::string input, layout, classes_path, output, lesions_csv, id_key, id_map, source;
   data::ExtractOptions o;
   bool strict = false;
   app.add_option("--input,-i", input, "root folder of the CT data")->required();
@@ -41,6 +42,9 @@ int main(int argc, char** argv) {
   app.add_option("--classes,-c", classes_path, "class map: YAML (class: [patterns]) or CSV (pattern,class); see configs/classes/")
       ->required();
   app.add_option("--output,-o", output, "dataset file to write (.h5)")->required();
+  app.add_option("--source", source,
+                 "the source name recorded with each lesion, e.g. ircadb or tcia_crlm (default: the layout); tools/train "
+                 "reports metrics per source");
   app.add_option("--lesions-csv", lesions_csv, "per-lesion table (default: OUTPUT without .h5 + _lesions.csv)");
   app.add_option("--spacing", o.spacing_mm, "in-plane spacing of the patches, mm")->capture_default_str()->check(CLI::Range(0.05, 10.0));
   app.add_option("--size", o.size, "patch side, pixels")->capture_default_str()->check(CLI::Range(16, 1024));
@@ -53,6 +57,8 @@ int main(int argc, char** argv) {
   app.add_option("--id-map", id_map, "also write folder -> pseudonym to this CSV (keep it apart from the data)");
   app.add_flag("--strict", strict, "fail when any patient is skipped");
   return tools::run(app, argc, argv, [&] {
+    if (source.empty()) source = layout;
+    LN_CHECK(data::valid_source_name(source), "--source '", printable(source), "': use 1-40 letters, digits, '_', '-' or '.'");
     const data::ClassMap classes = data::ClassMap::load(classes_path);
     if (lesions_csv.empty()) {
       std::string stem = output;
@@ -99,7 +105,7 @@ int main(int argc, char** argv) {
         for (const auto& n : r.notes) progress.line(str_cat("extract_lesions: ", src.name, ": ", n));
         small += r.below_min_volume;
         lesions_of[pid] += static_cast<int>(r.lesions.size());
-        data::append_samples(d, r, layout + ":");
+        data::append_samples(d, r, source + ":");
         records.insert(records.end(), r.lesions.begin(), r.lesions.end());
       } catch (const Error& e) {
         skipped.emplace_back(src.name, e.what());

@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
     progress.line(str_cat(resume.empty() ? "run " : "resuming run ", run_dir));
     try {
       const train::RunSummary s = train::run_training(cfg, run_dir, progress, {}, std::move(dataset));
-      progress.line("\n" + train::metrics_table(s.folds, s.pooled));
+      progress.line("\n" + train::metrics_table(s.folds, s.pooled, train::per_source_metrics(s.data, s.folds, s.positive)));
       progress.line("paper (Perdigon Romero et al. 2019, 230 lesions / 63 patients): accuracy 0.96, F1 0.92");
       train::ReportInputs r;
       r.run_dir = run_dir;

@@ -280,8 +280,21 @@ std::string write_report(const ReportInputs& in) {
     if (ci.count(n)) h << "<br><small>" << num(ci.at(n).lo) << "&ndash;" << num(ci.at(n).hi) << "</small>";
     h << "</th>";
   }
-  h << "</tr></table><p class=\"note\">Pooled: all out-of-fold predictions together; intervals from 1000 bootstrap "
-       "resamples of patients.</p>";
+  h << "</tr>";
+  // Per source (several datasets merged): a model can learn the scanner instead of the lesion, and a source
+  // holding one class shows it as that class's accuracy alone.
+  const auto sources = per_source_metrics(d, in.folds, P);
+  if (sources.size() > 1)
+    for (const auto& [name, m] : sources) {
+      h << "<tr><td class=\"l\">source " << esc(name) << "</td><td>" << m.n << "</td>";
+      for (const char* n : names) h << "<td>" << num(m.as_map().at(n)) << "</td>";
+      h << "</tr>";
+    }
+  h << "</table><p class=\"note\">Pooled: all out-of-fold predictions together; intervals from 1000 bootstrap "
+       "resamples of patients.";
+  if (sources.size() > 1)
+    h << " Per source: the pooled predictions of that source's lesions (n/a: not defined when the source lacks a class).";
+  h << "</p>";
 
   // ---- comparison ----
   const std::vector<FoldResult> triv = trivial_rule(d, in.folds, P);

@@ -15,6 +15,7 @@
 #include "autograd/autograd.h"
 #include "io/hdf5.h"
 #include "data/loader.h"
+#include "data/merge.h"
 #include "models/weights.h"
 #include "kernels/nn.h"
 #include "optim/optimizer.h"
@@ -510,7 +511,32 @@ void check_fold_numbering(const std::string& run_dir) {
           "/fold_$((k+1)); done");
 }
 
-std::string metrics_table(const std::vector<FoldResult>& folds, const Metrics& pooled) {
+std::vector<std::pair<std::string, Metrics>> per_source_metrics(const data::Dataset& d, const std::vector<FoldResult>& folds,
+                                                                int positive) {
+  std::vector<std::pair<std::string, Metrics>> out;
+  for (const std::string& name : data::source_names(d)) {
+    std::vector<std::vector<double>> probs;
+    std::vector<int> labels;
+    for (const auto& f : folds)
+      for (std::size_t i = 0; i < f.test_indices.size(); ++i) {
+        const auto idx = static_cast<std::size_t>(f.test_indices[i]);
+        if (data::source_name(d.sources[idx]) != name) continue;
+        probs.push_back(f.test_probs[i]);
+        labels.push_back(d.labels[idx]);
+      }
+    if (probs.empty()) continue;
+    Metrics m = compute_metrics(probs, labels, positive);
+    const auto positives = std::count(labels.begin(), labels.end(), positive);
+    const double nan = std::nan("");
+    if (positives == 0) m.recall = nan;
+    if (positives == static_cast<std::ptrdiff_t>(labels.size())) m.specificity = nan;
+    out.emplace_back(name, m);
+  }
+  return out;
+}
+
+std::string metrics_table(const std::vector<FoldResult>& folds, const Metrics& pooled,
+                          const std::vector<std::pair<std::string, Metrics>>& per_source) {
   std::string s = "               accuracy  precision  recall  specificity     f1     auc\n";
   auto row = [&](const std::string& name, const Metrics& m) {
     char buf[160];
@@ -534,6 +560,8 @@ std::string metrics_table(const std::vector<FoldResult>& folds, const Metrics& p
     s += buf;
   }
   row("pooled", pooled);
+  if (per_source.size() > 1)
+    for (const auto& [name, m] : per_source) row(str_cat("  ", name.substr(0, 12)), m);
   return s;
 }
 
@@ -565,10 +593,18 @@ void write_results(const std::string& dir, const data::Dataset& d, const std::ve
   pj["confusion"] = pooled.confusion;
   j["pooled"] = pj;
   for (const auto& [name, v] : pooled.as_map()) j[name] = v;  // plain names: the pooled (out-of-fold) values
+  for (const auto& [name, m] : per_source_metrics(d, folds, positive)) {
+    json sj = m.as_map();
+    sj["n"] = m.n;
+    sj["confusion"] = m.confusion;
+    j["per_source"][name] = sj;
+  }
   if (!extra.empty()) j["note"] = extra;
   io::write_text_file_atomically(dir + "/metrics.json", j.dump(2) + "\n");
   std::vector<std::vector<std::string>> rows;
+  const bool sources = !d.sources.empty();
   std::vector<std::string> header{"lesion_id", "patient_id", "fold", "label"};
+  if (sources) header.insert(header.begin() + 2, "source");
   for (const auto& c : d.class_names) header.push_back("prob_" + c);
   rows.push_back(header);
   for (const auto& f : folds)
@@ -576,6 +612,7 @@ void write_results(const std::string& dir, const data::Dataset& d, const std::ve
       const std::int64_t idx = f.test_indices[i];
       std::vector<std::string> row{d.lesion_ids[idx], d.patient_ids[idx], std::to_string(f.fold + 1),
                                    d.class_names[d.labels[idx]]};
+      if (sources) row.insert(row.begin() + 2, data::source_name(d.sources[idx]));
       for (double p : f.test_probs[i]) row.push_back(fmt(p, 6));
       rows.push_back(row);
     }

@@ -83,7 +83,13 @@ std::vector<std::vector<double>> predict_probs(LesionClassifier& model, const da
 // Writes metrics.json and predictions.csv for a finished run (also used by tools/evaluate).
 void write_results(const std::string& dir, const data::Dataset& d, const std::vector<FoldResult>& folds,
                    const Metrics& pooled, int positive, const std::string& extra_json_key = "");
-// A fixed-width table of per-fold, mean +- std and pooled metrics.
-std::string metrics_table(const std::vector<FoldResult>& folds, const Metrics& pooled);
+// Out-of-fold metrics per source (data::source_name of each sample's `sources` entry), in order of first
+// appearance; empty when the dataset records no sources. What a source cannot define is NaN (null in
+// metrics.json): specificity without lesions of the other classes, recall without positives, AUC without both.
+std::vector<std::pair<std::string, Metrics>> per_source_metrics(const data::Dataset& d, const std::vector<FoldResult>& folds,
+                                                                int positive);
+// A fixed-width table of per-fold, mean +- std and pooled metrics, then per source when there are several.
+std::string metrics_table(const std::vector<FoldResult>& folds, const Metrics& pooled,
+                          const std::vector<std::pair<std::string, Metrics>>& per_source = {});
 
 }  // namespace livernet::train
