@@ -138,7 +138,7 @@ std::vector<PatientSource> find_patients(const std::string& root_s, const std::s
       const auto it = labels.find(key);
       if (ims.size() != 1 || it == labels.end() || it->second.size() != 1) {
         if (notes)
-          notes->push_back(str_cat(rel(ims[0], root), ": ",
+          notes->push_back(str_cat(ims[0].string(), ": ",
                                    it == labels.end() ? "no label map pairs with this volume" : "more than one volume or label map pair here",
                                    "; skipped"));
         continue;
@@ -162,7 +162,7 @@ std::vector<PatientSource> find_patients(const std::string& root_s, const std::s
       out.push_back(std::move(s));
     }
     for (const auto& [key, ls] : labels)
-      if (!images.count(key) && notes) notes->push_back(str_cat(rel(ls[0], root), ": no volume pairs with this label map; skipped"));
+      if (!images.count(key) && notes) notes->push_back(str_cat(ls[0].string(), ": no volume pairs with this label map; skipped"));
   } else {
     LN_FAIL("unknown layout '", layout, "' (ircadb, dicom-seg or nifti)");
   }

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -119,6 +120,47 @@ std::string load_or_create_id_key(const std::string& path, bool* created) {
 std::string pseudonym(const std::string& key, const std::string& name) {
   const auto mac = hmac_sha256(key, name);
   return str_cat("P", to_hex(mac.data(), 6));
+}
+
+PathRedactor::PathRedactor(const std::string& root, std::string key, std::vector<std::string> patients)
+    : key_(std::move(key)), patients_(std::move(patients)) {
+  std::string r = root;
+  while (r.size() > 1 && r.back() == '/') r.pop_back();
+  prefix_ = r == "/" ? r : r + "/";
+  std::sort(patients_.begin(), patients_.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+}
+
+std::string PathRedactor::redact_relative(const std::string& rel) const {
+  // Already a pseudonym ("P" + 12 hex digits, then the end, '/' or '.'): text redacted once stays as it is.
+  if (rel.size() >= 13 && rel[0] == 'P' && (rel.size() == 13 || rel[13] == '/' || rel[13] == '.') &&
+      std::all_of(rel.begin() + 1, rel.begin() + 13, [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
+    return rel;
+  for (const std::string& p : patients_) {
+    if (p.empty() || rel.compare(0, p.size(), p) != 0) continue;
+    if (rel.size() == p.size()) return id(p);
+    if (rel[p.size()] == '.' && rel.find('/', p.size()) == std::string::npos) return id(p) + rel.substr(p.size());  // p.nii.gz
+    if (rel[p.size()] != '/') continue;
+    const std::string inside = rel.substr(p.size() + 1);
+    const auto slash = inside.rfind('/');
+    return id(p) + (slash == std::string::npos ? "/" + inside : "/.../" + inside.substr(slash + 1));
+  }
+  return pseudonym(key_, rel);
+}
+
+std::string PathRedactor::operator()(const std::string& text) const {
+  std::string out;
+  std::size_t pos = 0;
+  while (true) {
+    const std::size_t at = text.find(prefix_, pos);
+    if (at == std::string::npos) break;
+    const std::size_t start = at + prefix_.size();
+    std::size_t end = text.size();
+    for (const char* stop : {": ", "'", "\"", ", ", "; ", ")", "\n"}) end = std::min(end, text.find(stop, start));
+    out += text.substr(pos, start - pos);
+    if (end > start) out += redact_relative(text.substr(start, end - start));
+    pos = end;
+  }
+  return out + text.substr(pos);
 }
 
 }  // namespace livernet::data

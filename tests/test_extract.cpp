@@ -364,7 +364,8 @@ TEST(ExtractLesions, BrokenPatientsAreSkippedWithTheirReason) {
                    "--input " + dir.str("nii") + " --layout nifti --classes " + classes + " --output " + out + " --size 32 --id-key " + key);
   ASSERT_EQ(r.rc, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("4 patient(s) found, 2 with lesions, 2 skipped"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("skipped " + pats[0].filename().string() + ": "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("skipped " + pseudonym(load_or_create_id_key(key), pats[0].filename().string()) + ": "), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("truncated"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("label map and volume grids differ (origins differ by 5.00 mm)"), std::string::npos) << r.out;
   const data::Dataset d = data::load_dataset_h5(out);
@@ -449,4 +450,59 @@ TEST(ExtractLesions, NoIdentifierReachesAnyOutput) {
     EXPECT_NE(data::load_dataset_h5(dir.str("c.h5")).patient_ids, a.patient_ids);
     EXPECT_EQ(a.num_patients(), 2);
   }
+}
+
+// Folder and file names under --input often carry patients' names: what the tool prints (skipped patients,
+// their reasons, notes about unpaired files) names them by pseudonym unless --show-paths is given.
+TEST(ExtractLesions, PrintedPathsArePseudonymised) {
+  for (const std::string layout : {"ircadb", "dicom-seg", "nifti"}) {
+    SCOPED_TRACE(layout);
+    TempDir dir;
+    const auto truth = write_phantom_volumes(small_phantoms(layout, 3), dir.str("data"));
+    // One patient's files damaged (the reason names a file in its folder), and a folder named after a person
+    // that holds no usable patient (the note names it).
+    std::vector<fs::path> files;
+    for (const auto& e : fs::recursive_directory_iterator(dir.str("data") + "/" + truth[0].folder))
+      if (e.is_regular_file()) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    ASSERT_FALSE(files.empty());
+    for (const auto& f : files)
+      if (layout != "dicom-seg" || f.filename().string().find("seg") == std::string::npos) fs::resize_file(f, 100);
+    const fs::path stray = fs::path(dir.str("data")) / "Doe_Jane_1961";
+    fs::create_directories(stray / "PATIENT_DICOM");
+    std::ofstream((stray / "PATIENT_DICOM" / "Doe_Jane.dcm").string()) << "not DICOM";
+    if (layout == "nifti") std::ofstream((stray / "Doe_Jane_1961_seg.nii.gz").string()) << "not NIfTI";
+    std::ofstream(dir / "classes.yaml") << "cyst: ['liver ?kyste?\\d*', 'livercyst\\d*', 'cyst_\\d+', '3']\n"
+                                           "metastasis: ['livertumou?r\\d*', 'tumor_\\d+', '2']\n";
+    const std::string args = "--input " + dir.str("data") + " --layout " + layout + " --classes " + dir.str("classes.yaml") +
+                             " --size 32 --id-key " + dir.str("id.key") + " --output " + dir.str("a.h5");
+    const ToolRun r = run_tool(dir, "extract_lesions", args);
+    ASSERT_EQ(r.rc, 0) << r.err << r.out;
+    const std::string printed = r.out + r.err;
+    const std::string damaged = pseudonym(load_or_create_id_key(dir.str("id.key")), truth[0].folder);
+    EXPECT_NE(printed.find("/" + damaged), std::string::npos) << damaged << " not in:\n" << printed;
+    for (const auto& pv : truth) EXPECT_EQ(printed.find(pv.folder), std::string::npos) << "'" << pv.folder << "' printed:\n" << printed;
+    EXPECT_EQ(printed.find("Doe_Jane"), std::string::npos) << printed;
+    EXPECT_EQ(printed.find("Tremblay"), std::string::npos) << printed;
+
+    const ToolRun shown = run_tool(dir, "extract_lesions", args + " --show-paths");
+    ASSERT_EQ(shown.rc, 0) << shown.err;
+    EXPECT_NE((shown.out + shown.err).find(truth[0].folder), std::string::npos) << shown.out << shown.err;
+  }
+}
+
+TEST(Pseudonym, PathRedactorReplacesPathsUnderTheRoot) {
+  const std::string key(32, 'k');
+  const PathRedactor r("/data/in/", key, {"Gagnon_2", "imagesTr/liver_3"});
+  const std::string g = pseudonym(key, "Gagnon_2"), l = pseudonym(key, "imagesTr/liver_3");
+  EXPECT_EQ(r("/data/in/Gagnon_2: no slices"), "/data/in/" + g + ": no slices");
+  EXPECT_EQ(r("/data/in/Gagnon_2/PATIENT_DICOM/image_3: truncated"), "/data/in/" + g + "/.../image_3: truncated");
+  EXPECT_EQ(r("'/data/in/Gagnon_2/ct.nii.gz', and"), "'/data/in/" + g + "/ct.nii.gz', and");
+  EXPECT_EQ(r("/data/in/imagesTr/liver_3.nii.gz: bad"), "/data/in/" + l + ".nii.gz: bad");
+  EXPECT_EQ(r("x /data/in/Doe_Jane/a.dcm (b)"), "x /data/in/" + pseudonym(key, "Doe_Jane/a.dcm (b") + ")");
+  EXPECT_EQ(r("/data/in/Gagnon_20/x: y"), "/data/in/" + pseudonym(key, "Gagnon_20/x") + ": y");  // not Gagnon_2's
+  EXPECT_EQ(r("nothing here; /data/other/Gagnon_2"), "nothing here; /data/other/Gagnon_2");
+  EXPECT_EQ(r.id("Gagnon_2"), g);
+  const std::string once = r("/data/in/Gagnon_2/PATIENT_DICOM/image_3: truncated; /data/in/imagesTr/liver_3.nii.gz: bad");
+  EXPECT_EQ(r(once), once);
 }
