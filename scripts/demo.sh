@@ -10,7 +10,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 patients=60 epochs="" output="$here/runs/demo" setup_args=()
 . "$here/scripts/lib/options.sh"
 PASS_THROUGH=setup_args parse_options "patients epochs output" "" "$@"
-"$here/scripts/setup.sh" --build-dir "$here/build" --targets "info make_phantoms train evaluate predict extract_lesions convert_weights" "${setup_args[@]}"
+"$here/scripts/setup.sh" --build-dir "$here/build" --targets "info make_phantoms train evaluate predict extract_lesions merge_datasets convert_weights" "${setup_args[@]}"
 echo
 "$here/build/tools/info" | sed -n '1,6p'
 mkdir -p "$(dirname "$output")"
