@@ -80,7 +80,7 @@ Dataset load_dataset_h5(const std::string& path) {
   Dataset d;
   d.path = path;
   for (const char* name : {"images", "labels", "patient_id", "lesion_id"})
-    LN_CHECK(f.is_dataset(name), path, ": missing dataset '", name, "' (see docs/data.md for the format)");
+    LN_CHECK(f.is_dataset(name), path, ": missing dataset '", name, "' (see docs/training.md for the format)");
   LN_CHECK(f.has_attr("/", "classes"), path, ": missing root attribute 'classes' (class names in label order)");
   d.class_names = f.read_string_list_attr("/", "classes");
   const io::H5DatasetInfo inf = f.info("images");

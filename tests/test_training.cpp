@@ -8,6 +8,9 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
+#include <algorithm>
+#include <iterator>
 
 #include "core/philox.h"
 #include "data/augment.h"
@@ -322,4 +325,65 @@ TEST(Training, SmokeRunOnPhantomsBeatsChance) {
   // Chance is 0.5 (AUC) and about 0.6 (accuracy, majority class); the run reaches ~0.82 / ~0.88.
   EXPECT_GT(s.pooled.accuracy, 0.7) << metrics_table(s.folds, s.pooled);
   EXPECT_GT(s.pooled.auc, 0.75) << metrics_table(s.folds, s.pooled);
+}
+
+// The option tables of docs/training.md and docs/model.md against the parser's keys, both ways, so the
+// documentation cannot drift from what the configuration accepts. A key is documented by its own row
+// (`train.lr`), or by name in the row of its group (`train.schedule` ... plateau_factor; `data.augment.*` ...
+// flips); model keys by their row in docs/model.md's table.
+TEST(TrainConfig, EveryKeyIsDocumentedAndEveryDocumentedKeyExists) {
+  auto read = [](const std::string& rel) {
+    std::ifstream in(std::string(LIVERNET_SOURCE_DIR) + "/" + rel);
+    EXPECT_TRUE(in.good()) << rel;
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  auto table_rows = [](const std::string& doc, const std::string& heading) {
+    std::vector<std::string> rows;
+    std::istringstream in(doc.substr(doc.find(heading)));
+    std::string line;
+    bool started = false;
+    while (std::getline(in, line)) {
+      if (line.rfind("| `", 0) == 0) started = true, rows.push_back(line);
+      else if (started && line.rfind("|", 0) != 0) break;
+    }
+    return rows;
+  };
+  const std::string training = read("docs/training.md"), model = read("docs/model.md");
+  const auto train_rows = table_rows(training, "## Options");
+  const auto model_rows = table_rows(model, "| key | default | meaning |");
+  ASSERT_GT(train_rows.size(), 10u);
+  ASSERT_GT(model_rows.size(), 8u);
+  const std::vector<std::string> keys = config_keys();
+  auto first_cell = [](const std::string& row) { return row.substr(1, row.find('|', 1) - 1); };
+  for (const std::string& key : keys) {
+    const std::string sec = key.substr(0, key.rfind('.')), leaf = key.substr(key.rfind('.') + 1);
+    bool documented = false;
+    for (const auto& row : train_rows) {
+      const std::string cell = first_cell(row);
+      documented = documented || cell.find("`" + key + "`") != std::string::npos ||
+                   (cell.find("`" + sec + ".") != std::string::npos && row.find(leaf) != std::string::npos);
+    }
+    if (sec == "model" || key == "data.input_size" || key == "data.class_names")
+      for (const auto& row : model_rows) documented = documented || first_cell(row).find("`" + leaf + "`") != std::string::npos;
+    EXPECT_TRUE(documented) << key << " is in the parser but not in docs/training.md's options (or docs/model.md's table)";
+  }
+  // Every `section.key` in the first column of docs/training.md's table is a key.
+  for (const auto& row : train_rows) {
+    const std::string cell = first_cell(row);
+    for (std::size_t at = cell.find('`'); at != std::string::npos; at = cell.find('`', cell.find('`', at + 1) + 1)) {
+      const std::string name = cell.substr(at + 1, cell.find('`', at + 1) - at - 1);
+      if (name.find('.') == std::string::npos || name.ends_with(".*") || name.starts_with("--")) continue;
+      EXPECT_NE(std::find(keys.begin(), keys.end(), name), keys.end()) << "docs/training.md documents '" << name << "', which the parser does not know";
+    }
+  }
+  // And every key of docs/model.md's table is a model key (or data.input_size / data.class_names / num_classes).
+  for (const auto& row : model_rows) {
+    const std::string cell = first_cell(row);
+    for (std::size_t at = cell.find('`'); at != std::string::npos; at = cell.find('`', cell.find('`', at + 1) + 1)) {
+      const std::string name = cell.substr(at + 1, cell.find('`', at + 1) - at - 1);
+      const bool known = std::find(keys.begin(), keys.end(), "model." + name) != keys.end() || name == "input_size" ||
+                         name == "class_names" || name == "num_classes";
+      EXPECT_TRUE(known) << "docs/model.md documents '" << name << "', which is not a configuration key";
+    }
+  }
 }

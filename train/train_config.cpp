@@ -160,6 +160,13 @@ std::vector<std::string> known_keys(const std::string& section) {
 
 }  // namespace
 
+std::vector<std::string> config_keys() {
+  std::vector<std::string> keys;
+  const TrainConfig c;
+  for_each_field(c, [&](const std::string& sec, const std::string& key, const auto&) { keys.push_back(sec + "." + key); });
+  return keys;
+}
+
 void TrainConfig::validate(const std::string& where) const {
   LN_CHECK(!data.empty(), where, ": data.path is required (a dataset .h5 or a manifest .csv)");
   LN_CHECK(window.width > 0, where, ": data.window_width must be > 0");

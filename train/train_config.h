@@ -109,6 +109,9 @@ struct TrainConfig {
 // Parses YAML text; `source` names the file in error messages.
 TrainConfig parse_train_config(const std::string& yaml_text, const std::string& source);
 TrainConfig load_train_config(const std::string& path);
+// Every key a configuration file can set, as "section.key" ("data.augment.flips"), in file order: what
+// the documentation's option tables are checked against.
+std::vector<std::string> config_keys();
 
 // Levenshtein distance (for "did you mean").
 int edit_distance(const std::string& a, const std::string& b);
