@@ -694,6 +694,10 @@ std::vector<std::string> H5File::read_strings(const std::string& dataset, std::i
   return v;
 }
 
+void H5File::remove(const std::string& object) {
+  if (exists(object) && H5Ldelete(id_, norm(object).c_str(), H5P_DEFAULT) < 0) LN_H5_FAIL("cannot remove '", object, "'");
+}
+
 void H5File::write_strings(const std::string& dataset, const std::vector<std::string>& values) {
   if (exists(dataset)) H5Ldelete(id_, dataset.c_str(), H5P_DEFAULT);
   const hsize_t n = values.size();

@@ -54,6 +54,8 @@ class H5File {
   // A 1-D dataset of strings (fixed or variable length on reading; variable-length UTF-8 on writing).
   std::vector<std::string> read_strings(const std::string& dataset, std::int64_t max_elements = 1 << 26) const;
   void write_strings(const std::string& dataset, const std::vector<std::string>& values);
+  // Unlinks a dataset or group (the file keeps its space until rewritten); nothing when it does not exist.
+  void remove(const std::string& object);
 
   // Attributes of an object ("/" for the file). Strings: fixed or variable length, scalar or 1-D.
   bool has_attr(const std::string& object, const std::string& name) const;

@@ -118,7 +118,9 @@ LoadReport load_weights(Module& model, const std::string& path, const LoadOption
       continue;
     }
     if (!file_sets.count(ds)) {
-      LN_CHECK(!options.strict, path, ": missing '", ds, "' (", named.tensor->shape().str(), ") that the model needs");
+      const bool allowed = std::any_of(options.may_be_missing.begin(), options.may_be_missing.end(),
+                                       [&](const std::string& part) { return named.name.find(part) != std::string::npos; });
+      LN_CHECK(!options.strict || allowed, path, ": missing '", ds, "' (", named.tensor->shape().str(), ") that the model needs");
       report.missing.push_back(named.name);
       continue;
     }

@@ -41,6 +41,10 @@ struct LoadOptions {
   // When non-empty, only tensors whose dotted names start with one of these prefixes are loaded; the
   // rest keep their current values and are reported as skipped (e.g. {"backbone."} to fine-tune).
   std::vector<std::string> only_prefixes;
+  // Strict loading still lets model tensors whose dotted names contain one of these be absent from the
+  // file (they keep their values and are reported as missing), e.g. {".shortcut."}: the residual
+  // shortcuts, which ImageNet InceptionV3 weights do not have.
+  std::vector<std::string> may_be_missing;
 };
 
 struct LoadReport {

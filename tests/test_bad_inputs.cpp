@@ -660,6 +660,11 @@ std::vector<Case> cases() {
   t.push_back({"TrainWeightsOfTheOtherFlavour",
                all({config(replace_all(tiny_yaml(), "model:\n", "model:\n  flavour: torchvision\n")), data}), "train",
                kTrain + " --weights {w}", {"weights of the keras flavour, but model.flavour is torchvision"}, "w.h5", {"run"}});
+  t.push_back({"TrainWeightsMissingABackboneTensor", all({tiny, data, [](const Dir& d) {
+                 fs::copy_file(weights(), d("w.h5"));
+                 io::H5File::open(d("w.h5"), true).remove("backbone/Mixed_7c/branch_pool/conv/weight");
+               }}), "train", kTrain + " --weights {d}/w.h5",
+               {"missing 'backbone/Mixed_7c/branch_pool/conv/weight'", "that the model needs"}, "w.h5", {"run"}});
   t.push_back({"TrainWeightsTruncated", all({tiny, data, [](const Dir& d) { truncated_copy(weights(), d("w.h5"), 0.5); }}),
                "train", kTrain + " --weights {d}/w.h5", {"truncated"}, "w.h5", {"run"}});
   t.push_back({"CheckpointTruncated", all({run_dir(), [](const Dir& d) {

@@ -279,23 +279,38 @@ struct RunClock {
 
 }  // namespace
 
-ModelConfig check_initial_weights(const std::string& path, const ModelConfig& model) {
+namespace {
+
+ModelConfig check_flavour(const std::string& path, const ModelConfig& model) {
   const ModelConfig w = io::read_model_config(path);
   LN_CHECK(w.flavour == model.flavour, path, ": weights of the ", choice_name(w.flavour), " flavour, but model.flavour is ",
            choice_name(model.flavour), " (the batch norms and pools differ); set model.flavour: ", choice_name(w.flavour));
   return w;
 }
 
-namespace {
+}  // namespace
 
-// The ImageNet backbone of `path` into `model` (the head stays as initialised).
-io::LoadReport load_backbone_weights(LesionClassifier& model, const std::string& path) {
-  (void)check_initial_weights(path, model.config());
+io::LoadReport load_initial_weights(LesionClassifier& model, const std::string& path) {
+  (void)check_flavour(path, model.config());
+  // Strict over the backbone: a tensor the file lacks or has in another shape, or one the model does not
+  // have, is an error (weights of another architecture, a truncated conversion). Only the residual
+  // shortcuts may be absent (not part of ImageNet InceptionV3: they keep model.residual_init); the head is
+  // never loaded from initial weights.
   io::LoadOptions opt;
-  opt.strict = false;
+  opt.strict = true;
   opt.only_prefixes = {"backbone."};
+  opt.may_be_missing = {".shortcut."};
   return io::load_weights(model, path, opt);
 }
+
+ModelConfig check_initial_weights(const std::string& path, const ModelConfig& model) {
+  const ModelConfig w = check_flavour(path, model);
+  LesionClassifier trial(model);  // a load into a fresh model finds a missing, extra or misshapen tensor now
+  (void)load_initial_weights(trial, path);
+  return w;
+}
+
+namespace {
 
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& cfg, const std::vector<NamedParam>& params) {
   if (cfg.optimizer == OptimizerKind::sgd)
@@ -347,7 +362,7 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
   init::set_seed(seed);
   LesionClassifier model(cfg.model);
   if (!cfg.weights.empty()) {
-    const io::LoadReport r = load_backbone_weights(model, cfg.weights);
+    const io::LoadReport r = load_initial_weights(model, cfg.weights);
     if (k == 0) progress.line("initial weights " + cfg.weights + ": " + r.summary());
   }
   model.to(dev);

@@ -14,6 +14,7 @@
 
 #include "data/dataset.h"
 #include "models/inception_v3.h"
+#include "models/weights.h"
 #include "train/cv.h"
 #include "train/metrics.h"
 #include "train/progress.h"
@@ -57,9 +58,15 @@ void check_fold_numbering(const std::string& run_dir);
 // Class index of the positive class for the binary metrics.
 int positive_class_index(const TrainConfig& cfg, const std::vector<std::string>& class_names);
 
-// The configuration of the initial weight file `path`, after checking that its network flavour is
-// `model`'s: Keras weights in a torchvision-flavour model (or the reverse) would lose or invent the batch
-// norms' scales and change the pools without any error from loading, so it is refused with one line.
+// Loads initial (ImageNet) weights into `model`'s backbone, strictly: every backbone tensor must be in
+// the file with its shape and the file may hold no backbone tensor the model lacks, except the residual
+// shortcuts (".shortcut.": not part of ImageNet InceptionV3; they keep model.residual_init). The head is
+// not loaded. Weights of the other network flavour are refused first: Keras weights in a torchvision-flavour
+// model (or the reverse) would lose or invent the batch norms' scales and change the pools without any error
+// from loading. The report lists what was loaded, skipped and left as initialised.
+io::LoadReport load_initial_weights(LesionClassifier& model, const std::string& path);
+// The configuration of the initial weight file `path`, after checking everything load_initial_weights
+// checks (by loading it into a fresh `model`), so tools/train can refuse the file before it starts.
 ModelConfig check_initial_weights(const std::string& path, const ModelConfig& model);
 
 // Observers of the training loop (progress displays, tests).
