@@ -433,6 +433,15 @@ std::vector<Case> cases() {
                  io::H5File f = io::H5File::create(d("x.h5"));
                  f.write("labels", zeros(Shape{2}, DType::i64));
                }, "predict", kPredict + "{d}/x.h5", {"no 'images' dataset"}, "x.h5", {"out.csv"}});
+  t.push_back({"PredictImageTooSmall", [](const Dir& d) { io::write_npy(d("x.npy"), zeros(Shape{10, 10})); }, "predict",
+               kPredict + "{d}/x.npy", {"images are 10x10, too small to be lesion patches"}, "x.npy", {"out.csv"}});
+  t.push_back({"PredictImageNotSquare", [](const Dir& d) { io::write_npy(d("x.npy"), zeros(Shape{1, 301, 283, 1})); },
+               "predict", kPredict + "{d}/x.npy", {"images are 301x283", "--resize none"}, "x.npy", {"out.csv"}});
+  t.push_back({"PredictImageTooSmallForTheNetwork", [](const Dir& d) { io::write_npy(d("x.npy"), zeros(Shape{1, 40, 40, 1})); },
+               "predict", kPredict + "{d}/x.npy --resize none", {"smaller than the network's minimum 75x75"}, "x.npy",
+               {"out.csv"}});
+  t.push_back({"PredictTwoChannels", [](const Dir& d) { io::write_npy(d("x.npy"), zeros(Shape{1, 80, 80, 2})); }, "predict",
+               kPredict + "{d}/x.npy", {"1 (grey) or 3 channels, got 2"}, "x.npy", {"out.csv"}});
   t.push_back({"PredictDatasetWrongShape", [](const Dir& d) {
                  io::H5File f = io::H5File::create(d("x.h5"));
                  f.write("images", zeros(Shape{4, 80}));

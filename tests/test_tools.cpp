@@ -122,16 +122,32 @@ TEST_F(Tools, PredictMatchesTheModelOnNpyPngAndDatasets) {
   EXPECT_EQ(rows[0][1], "logit_cyst");
   EXPECT_NEAR(std::stod(rows[2][2]), logits[3], 1e-4);
 
-  // An 8-bit PNG of another size: scaled to [-1, 1] and resized to 80x80.
-  std::vector<float> px(100 * 90);
+  // An 8-bit PNG of another size: scaled to [-1, 1] and resized to 80x80, and stderr says so.
+  std::vector<float> px(100 * 100);
   for (std::size_t i = 0; i < px.size(); ++i) px[i] = static_cast<float>((i * 7) % 256);
-  io::write_png(path("img.png"), Tensor::from_vector(px, Shape{100, 90, 1}));
+  io::write_png(path("img.png"), Tensor::from_vector(px, Shape{100, 100, 1}));
   r = run("predict", "--weights " + path("w.h5") + " --input " + path("img.png") + " --device cpu");
   ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("img.png: 1 image(s) 100x100, resized to 80x80 (bilinear), values used as the model's input"),
+            std::string::npos) << r.err;
   rows = read_csv(r.out);
-  const Tensor png_in = data::resize_bilinear(data::scale_8bit(Tensor::from_vector(px, Shape{1, 100, 90, 1})), 80, 80);
+  const Tensor png_in = data::resize_bilinear(data::scale_8bit(Tensor::from_vector(px, Shape{1, 100, 100, 1})), 80, 80);
   EXPECT_EQ(rows[1][0], "img.png");
   EXPECT_NEAR(std::stod(rows[1][2]), kernels::softmax(model(png_in)).to_vector<float>()[1], 1e-5);
+
+  // A non-square image is refused (it would be stretched); --resize none runs the network at its own size.
+  std::vector<float> wide(90 * 120);
+  for (std::size_t i = 0; i < wide.size(); ++i) wide[i] = static_cast<float>((i * 5) % 256);
+  io::write_png(path("wide.png"), Tensor::from_vector(wide, Shape{90, 120, 1}));
+  r = run("predict", "--weights " + path("w.h5") + " --input " + path("wide.png") + " --device cpu");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("images are 90x120"), std::string::npos) << r.err;
+  r = run("predict", "--weights " + path("w.h5") + " --input " + path("wide.png") + " --resize none --device cpu");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("90x120 at their own size"), std::string::npos) << r.err;
+  rows = read_csv(r.out);
+  const Tensor wide_in = data::scale_8bit(Tensor::from_vector(wide, Shape{1, 90, 120, 1}));
+  EXPECT_NEAR(std::stod(rows[1][2]), kernels::softmax(model(wide_in)).to_vector<float>()[1], 1e-5);
 
   // A dataset file in HU with lesion ids.
   {
@@ -181,7 +197,7 @@ TEST_F(Tools, PredictRefusesBadInputsWithOneLine) {
   const std::pair<std::string, std::string> cases[] = {
       {"--input " + path("a.txt"), "unsupported input type '.txt'"},
       {"--input " + path("missing.npy"), "missing.npy: cannot open"},
-      {"--input " + path("small.npy"), "smaller than the model's minimum 75x75"},
+      {"--input " + path("small.npy"), "smaller than the network's minimum 75x75"},
       {"--input " + path("nan.npy"), "contains NaN"},
   };
   for (const auto& [args, msg] : cases) {

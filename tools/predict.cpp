@@ -1,5 +1,6 @@
 // tools/predict: class probabilities (or logits) of a trained model for images in .npy, .png or a
 // dataset .h5, written as CSV: a header, then one row per image (its id, then one value per class).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -38,6 +39,9 @@ Batch load(const std::string& path, bool preprocess, float png_offset) {
     if (x.dim() == 2) x = x.reshape({1, x.size(0), x.size(1), 1});
     else if (x.dim() == 3) x = x.reshape({x.size(0), x.size(1), x.size(2), 1});
     LN_CHECK(x.dim() == 4, path, ": expected an array of shape (N, H, W, C), (N, H, W) or (H, W), got ", x.shape().str());
+    LN_CHECK(x.size(0) > 0, path, ": the array holds no image");
+    LN_CHECK(x.size(3) == 1 || x.size(3) == 3, path, ": images must have 1 (grey) or 3 channels, got ", x.size(3),
+             " (shape ", x.shape().str(), ")");
     for (float v : x.to_vector<float>())
       LN_CHECK(std::isfinite(v), path, ": the array contains NaN or infinity");
     b.images = x;
@@ -80,6 +84,43 @@ Batch load(const std::string& path, bool preprocess, float png_offset) {
   return b;
 }
 
+// The smallest patch side tools/extract_lesions writes: anything smaller is not a lesion patch.
+constexpr std::int64_t kMinPatch = 16;
+// InceptionV3's smallest input.
+constexpr std::int64_t kMinNetwork = 75;
+
+// What is done to the images of one input, checked before anything is done: with resize = "model" the
+// images must be square patches of at least kMinPatch pixels (as training saw them: resized, never
+// stretched); with "none" at least the network's 75x75. Returns the description printed on stderr.
+std::string plan(const std::string& path, const Batch& b, const ModelConfig& cfg, const std::string& resize,
+                 const data::HuWindow& window) {
+  const std::int64_t h = b.images.size(1), w = b.images.size(2);
+  std::string what = str_cat(b.images.size(0), " image(s) ", h, "x", w);
+  if (resize == "model" && cfg.input_size > 0) {
+    LN_CHECK(h >= kMinPatch && w >= kMinPatch, path, ": images are ", h, "x", w, ", too small to be lesion patches (at least ",
+             kMinPatch, "x", kMinPatch, "; tools/extract_lesions writes 16 to 1024)");
+    LN_CHECK(h == w, path, ": images are ", h, "x", w, "; the model was trained on square patches resized to ", cfg.input_size,
+             "x", cfg.input_size, ", so a non-square image would be stretched: crop it square, or --resize none to run the "
+             "network at the image's own size");
+    what += h == cfg.input_size ? str_cat(" at the model's input size") : str_cat(", resized to ", cfg.input_size, "x", cfg.input_size,
+                                                                               " (bilinear", b.hu ? ", in HU" : "", ")");
+  } else {
+    LN_CHECK(h >= kMinNetwork && w >= kMinNetwork, path, ": images are ", h, "x", w, ", smaller than the network's minimum ",
+             kMinNetwork, "x", kMinNetwork, resize == "none" ? " (--resize none runs them at their own size)" : "");
+    what += " at their own size";
+  }
+  if (b.hu) what += str_cat(", HU window level ", window.level, " width ", window.width, " -> [-1, 1]");
+  else what += ", values used as the model's input (no window)";
+  if (!b.hu) {  // the network saw [-1, 1] in training: values far outside are HU given without --preprocess
+    const std::vector<float> v = b.images.to_vector<float>();
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    if (*lo < -3.f || *hi > 3.f)
+      what += str_cat("; warning: values span ", *lo, " to ", *hi, " but training fed the network [-1, 1]: if they are HU, "
+                      "add --preprocess");
+  }
+  return what;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,13 +130,14 @@ int main(int argc, char** argv) {
   std::string weights, output = "-", device = "auto";
   std::vector<std::string> inputs;
   bool logits = false, preprocess = false;
+  std::string resize = "model";
   int batch = 16;
   data::HuWindow window;
   float png_offset = 32768.f;
   app.add_option("--weights,-w", weights, "livernet weight file (from tools/train or tools/convert_weights)")->required();
   app.add_option("--input,-i", inputs,
-                 ".npy float32 (N,H,W,C) model input as-is (HU with --preprocess), .png (8-bit: 0..255; 16-bit: HU + "
-                 "offset), or a dataset .h5 (HU)")
+                 ".npy (N,H,W,C), (N,H,W) or (H,W): model input values (HU with --preprocess); .png (8-bit: 0..255; 16-bit: "
+                 "HU + offset); or a dataset .h5 (HU). Images are resized to the model's input size (--resize)")
       ->required();
   app.add_option("--output,-o", output, "CSV file ('-' = standard output)");
   app.add_flag("--logits", logits, "write logits instead of probabilities");
@@ -105,6 +147,11 @@ int main(int argc, char** argv) {
   app.add_option("--png-hu-offset", png_offset, "16-bit PNG sample = HU + offset")->capture_default_str();
   app.add_option("--device", device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--batch", batch, "images per forward pass")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--resize", resize,
+                 "model: square patches resized to the model file's input size, as in training (non-square images are "
+                 "refused); none: the network at each image's own size (at least 75x75)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"model", "none"}));
   return tools::run(app, argc, argv, [&] {
     const Device dev = resolve_device(device);
     auto model = io::load_model(weights);
@@ -122,14 +169,14 @@ int main(int argc, char** argv) {
     rows.push_back(header);
     for (const std::string& in : inputs) {
       Batch b = load(in, preprocess, png_offset);
+      const std::string applied = plan(in, b, cfg, resize, window);
       Tensor x = b.images;
       // Resized in HU, then windowed: the order of training's data::make_input (clipping first moved the
       // pixels next to values outside the window, and probabilities by up to 0.03 at 299x299).
-      if (cfg.input_size > 0 && (x.size(1) != cfg.input_size || x.size(2) != cfg.input_size))
+      if (resize == "model" && cfg.input_size > 0 && (x.size(1) != cfg.input_size || x.size(2) != cfg.input_size))
         x = data::resize_bilinear(x, cfg.input_size, cfg.input_size);
       if (b.hu) x = data::apply_window(x, window);
-      LN_CHECK(x.size(1) >= 75 && x.size(2) >= 75, in, ": images are ", x.size(1), "x", x.size(2),
-               ", smaller than the model's minimum 75x75");
+      std::fprintf(stderr, "predict: %s: %s\n", in.c_str(), applied.c_str());
       for (std::int64_t s = 0; s < x.size(0); s += batch) {
         const std::int64_t e = std::min<std::int64_t>(x.size(0), s + batch);
         Tensor out = (*model)(x.slice0(s, e).to(dev));
