@@ -16,6 +16,7 @@
 #include "kernels/tensor_ops.h"
 #include "models/weights.h"
 #include "kernels/nn.h"
+#include "train/model_usage.h"
 #include "test_util.h"
 
 using namespace livernet;
@@ -163,6 +164,22 @@ TEST_F(Tools, PredictMatchesTheModelOnNpyPngAndDatasets) {
   const Tensor hu = io::H5File::open(path("d.h5")).read("images");
   const Tensor win = data::apply_window(hu, {}).reshape({2, 80, 80, 1});
   EXPECT_NEAR(std::stod(rows[2][1]), kernels::softmax(model(win)).to_vector<float>()[2], 1e-5);
+
+  // A model file that records its training window (tools/train's best.h5): used without flags; a flag that
+  // differs wins, with a warning.
+  io::save_weights(model, cfg, path("w_usage.h5"), [](io::H5File& f) {
+    train::write_model_usage(f, train::ModelUsage{data::HuWindow{60.f, 300.f}, "metastasis", "r"});
+  });
+  r = run("predict", "--weights " + path("w_usage.h5") + " --input " + path("d.h5") + " --device cpu");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("window level 60 width 300 (as the model was trained)"), std::string::npos) << r.err;
+  rows = read_csv(r.out);
+  const Tensor win60 = data::apply_window(hu, data::HuWindow{60.f, 300.f}).reshape({2, 80, 80, 1});
+  EXPECT_NEAR(std::stod(rows[2][1]), kernels::softmax(model(win60)).to_vector<float>()[2], 1e-5);
+  r = run("predict", "--weights " + path("w_usage.h5") + " --input " + path("d.h5") + " --window-level 40 --device cpu");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: --window-level/--window-width (40, 300) differ from the window"), std::string::npos) << r.err;
+  EXPECT_FALSE(train::read_model_usage(path("w.h5")).has_value());
 
   // Patches of another size with values far outside the window: resized in HU, then windowed, exactly
   // as training and tools/evaluate prepare them (data::make_input), not clipped first.

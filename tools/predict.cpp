@@ -14,6 +14,7 @@
 #include "models/weights.h"
 #include "kernels/nn.h"
 #include "tools/cli.h"
+#include "train/model_usage.h"
 
 using namespace livernet;
 
@@ -93,7 +94,7 @@ constexpr std::int64_t kMinNetwork = 75;
 // images must be square patches of at least kMinPatch pixels (as training saw them: resized, never
 // stretched); with "none" at least the network's 75x75. Returns the description printed on stderr.
 std::string plan(const std::string& path, const Batch& b, const ModelConfig& cfg, const std::string& resize,
-                 const data::HuWindow& window) {
+                 const data::HuWindow& window, const std::string& window_from) {
   const std::int64_t h = b.images.size(1), w = b.images.size(2);
   std::string what = str_cat(b.images.size(0), " image(s) ", h, "x", w);
   if (resize == "model" && cfg.input_size > 0) {
@@ -109,7 +110,7 @@ std::string plan(const std::string& path, const Batch& b, const ModelConfig& cfg
              kMinNetwork, "x", kMinNetwork, resize == "none" ? " (--resize none runs them at their own size)" : "");
     what += " at their own size";
   }
-  if (b.hu) what += str_cat(", HU window level ", window.level, " width ", window.width, " -> [-1, 1]");
+  if (b.hu) what += str_cat(", HU window level ", window.level, " width ", window.width, " (", window_from, ") -> [-1, 1]");
   else what += ", values used as the model's input (no window)";
   if (!b.hu) {  // the network saw [-1, 1] in training: values far outside are HU given without --preprocess
     const std::vector<float> v = b.images.to_vector<float>();
@@ -142,8 +143,9 @@ int main(int argc, char** argv) {
   app.add_option("--output,-o", output, "CSV file ('-' = standard output)");
   app.add_flag("--logits", logits, "write logits instead of probabilities");
   app.add_flag("--preprocess", preprocess, "treat .npy values as HU: apply the window and scale to [-1, 1]");
-  app.add_option("--window-level", window.level, "HU window level")->capture_default_str();
-  app.add_option("--window-width", window.width, "HU window width")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--window-level", window.level, "HU window level (default: the one the model was trained with, when its "
+                 "file records it, else 40)");
+  app.add_option("--window-width", window.width, "HU window width (default: the model's, else 400)")->check(CLI::PositiveNumber);
   app.add_option("--png-hu-offset", png_offset, "16-bit PNG sample = HU + offset")->capture_default_str();
   app.add_option("--device", device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--batch", batch, "images per forward pass")->capture_default_str()->check(CLI::Range(1, 4096));
@@ -157,6 +159,22 @@ int main(int argc, char** argv) {
     auto model = io::load_model(weights);
     const ModelConfig& cfg = model->config();
     LN_CHECK(cfg.num_classes > 0, weights, ": the model has no classifier (a backbone-only file)");
+    // The HU window the model was trained with, when its file records it (tools/train's best.h5); the
+    // flags still override it, with a warning.
+    std::string window_from = "the default; the model file records none";
+    if (const auto usage = train::read_model_usage(weights)) {
+      window_from = "as the model was trained";
+      const bool level_given = app.count("--window-level") > 0, width_given = app.count("--window-width") > 0;
+      if (!level_given) window.level = usage->window.level;
+      if (!width_given) window.width = usage->window.width;
+      if (window.level != usage->window.level || window.width != usage->window.width) {
+        window_from = str_cat("from the flags; the model was trained with level ", usage->window.level, " width ", usage->window.width);
+        std::fprintf(stderr, "predict: warning: --window-level/--window-width (%g, %g) differ from the window %s was trained "
+                     "with (%g, %g)\n", window.level, window.width, weights.c_str(), usage->window.level, usage->window.width);
+      }
+    } else if (app.count("--window-level") > 0 || app.count("--window-width") > 0) {
+      window_from = "from the flags";
+    }
     model->to(dev);
     model->eval();
     NoGradGuard ng;
@@ -169,7 +187,7 @@ int main(int argc, char** argv) {
     rows.push_back(header);
     for (const std::string& in : inputs) {
       Batch b = load(in, preprocess, png_offset);
-      const std::string applied = plan(in, b, cfg, resize, window);
+      const std::string applied = plan(in, b, cfg, resize, window, window_from);
       Tensor x = b.images;
       // Resized in HU, then windowed: the order of training's data::make_input (clipping first moved the
       // pixels next to values outside the window, and probabilities by up to 0.03 at 299x299).

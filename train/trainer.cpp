@@ -16,6 +16,7 @@
 #include "io/hdf5.h"
 #include "data/loader.h"
 #include "data/merge.h"
+#include "train/model_usage.h"
 #include "models/weights.h"
 #include "kernels/nn.h"
 #include "optim/optimizer.h"
@@ -461,7 +462,10 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
       st.best = monitored;
       st.best_epoch = e;
       st.bad_epochs = 0;
-      io::save_weights(model, model.config(), best_path);
+      io::save_weights(model, model.config(), best_path, [&](io::H5File& f) {
+        write_model_usage(f, ModelUsage{cfg.window, data.class_names[static_cast<std::size_t>(positive)],
+                                        fs::path(run_dir).filename().string()});
+      });
     } else {
       ++st.bad_epochs;
     }

@@ -1,0 +1,44 @@
+#include "train/model_usage.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace livernet::train {
+
+namespace {
+constexpr const char* kAttr = "usage";
+}
+
+void write_model_usage(io::H5File& f, const ModelUsage& u) {
+  const nlohmann::json j{{"input", "HU"},
+                         {"resize", "bilinear, in HU, to the model's input_size"},
+                         {"window_level", u.window.level},
+                         {"window_width", u.window.width},
+                         {"scale", "window clipped and mapped to [-1, 1]"},
+                         {"positive_class", u.positive_class},
+                         {"run", u.run}};
+  f.write_string_attr("/", kAttr, j.dump());
+}
+
+std::optional<ModelUsage> read_model_usage(const std::string& path) {
+  const io::H5File f = io::H5File::open(path);
+  if (!f.has_attr("/", kAttr)) return std::nullopt;
+  const nlohmann::json j = nlohmann::json::parse(f.read_string_attr("/", kAttr), nullptr, false);
+  ModelUsage u;
+  try {
+    LN_CHECK(!j.is_discarded() && j.is_object(), "not JSON");
+    u.window.level = j.at("window_level").get<float>();
+    u.window.width = j.at("window_width").get<float>();
+    u.positive_class = j.value("positive_class", "");
+    u.run = j.value("run", "");
+    LN_CHECK(std::isfinite(u.window.level) && std::isfinite(u.window.width) && u.window.width > 0, "a window of width ",
+             u.window.width);
+  } catch (const std::exception& e) {
+    LN_FAIL(path, ": damaged 'usage' attribute (", printable(e.what(), 120), ")");
+  }
+  return u;
+}
+
+}  // namespace livernet::train
