@@ -792,10 +792,21 @@ void H5File::write_int_attr(const std::string& object, const std::string& name, 
   if (!a.ok() || H5Awrite(a.get(), H5T_NATIVE_INT64, &value) < 0) LN_H5_FAIL("cannot write attribute '", name, "'");
 }
 
-void write_file_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
+void write_file_atomically(const std::string& path_in, const std::function<void(const std::string&)>& write) {
+  std::error_code ec;
+  // A symbolic link is written through (its target replaced, the link kept), and a device, FIFO or socket
+  // (-o /dev/null, /dev/stdout, a pipe) is written in place: renaming over it would replace, as root, the
+  // system's /dev/null with a regular file.
+  const fs::file_status status = fs::status(path_in, ec);  // of what a link points to
+  LN_CHECK(!fs::is_directory(status), path_in, ": is a directory");
+  if (fs::exists(status) && !fs::is_regular_file(status)) {
+    write(path_in);
+    return;
+  }
+  std::string path = path_in;
+  if (fs::is_symlink(fs::symlink_status(path_in, ec))) path = fs::weakly_canonical(path_in, ec).string();
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::error_code ec;
   LN_CHECK(fs::is_directory(dir, ec), path, ": directory ", dir.string(), " does not exist");
   const std::string tmp = (dir / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
   try {
@@ -816,7 +827,7 @@ void write_file_atomically(const std::string& path, const std::function<void(con
     fs::remove(tmp, ec);
     // Name the file the user asked for, not the temporary.
     std::string msg = e.what();
-    for (std::size_t at; (at = msg.find(tmp)) != std::string::npos;) msg.replace(at, tmp.size(), path);
+    for (std::size_t at; (at = msg.find(tmp)) != std::string::npos;) msg.replace(at, tmp.size(), path_in);
     throw Error(msg);
   } catch (...) {
     fs::remove(tmp, ec);

@@ -75,7 +75,9 @@ class H5File {
 };
 
 // Writes a file atomically: `write` fills a temporary file beside `path`, which is then flushed and
-// renamed over `path`. On any error the temporary file is removed and `path` is left as it was.
+// renamed over `path`. On any error the temporary file is removed and `path` is left as it was. A
+// symbolic link is written through (the file it points to is replaced, the link stays); a device, FIFO or
+// socket (/dev/null, /dev/stdout) is handed to `write` as it is, since there is no file to replace.
 void write_file_atomically(const std::string& path, const std::function<void(const std::string& tmp_path)>& write);
 // A text file written the same way.
 void write_text_file_atomically(const std::string& path, const std::string& text);

@@ -1,6 +1,9 @@
 // File I/O: HDF5 layer, weight files (round trip, partial loading, every kind of mismatch), the Keras
 // and torchvision importers' refusals, .npy and PNG readers, preprocessing, MD5.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -101,6 +104,32 @@ TEST(Hdf5, AtomicWriteLeavesTheOldFileOnFailure) {
   for (auto& e : fs::directory_iterator(dir / "")) (void)e, ++files;
   EXPECT_EQ(files, 1) << "no temporary file left behind";
   EXPECT_THROW(io::write_file_atomically(dir / "no/such/dir/x.h5", [](const std::string&) {}), Error);
+}
+
+// `-o /dev/null` once replaced, as root, the system's /dev/null with a regular file (the temporary file was
+// renamed over it). A FIFO stands in for the device here: written through, and still a FIFO afterwards. A
+// symbolic link stays a link, and the file it points to gets the new contents.
+TEST(Hdf5, AtomicWriteGoesThroughDevicesFifosAndLinks) {
+  TempDir dir;
+  const std::string fifo = dir / "pipe";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const int reader = ::open(fifo.c_str(), O_RDWR | O_NONBLOCK);  // so that the writer's open does not wait
+  ASSERT_GE(reader, 0);
+  io::write_text_file_atomically(fifo, "through the pipe");
+  char buf[64] = {};
+  const ssize_t n = ::read(reader, buf, sizeof buf - 1);
+  ::close(reader);
+  EXPECT_EQ(std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0), "through the pipe");
+  EXPECT_TRUE(fs::is_fifo(fifo));
+
+  const std::string real = dir / "real.csv", link = dir / "link.csv";
+  std::ofstream(real) << "old";
+  fs::create_symlink(real, link);
+  io::write_text_file_atomically(link, "new");
+  EXPECT_TRUE(fs::is_symlink(link));
+  std::ifstream in(real);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), "new");
+  EXPECT_THROW(io::write_text_file_atomically(dir / "", "x"), Error);
 }
 
 TEST(Weights, SaveLoadRoundTripIsExact) {
