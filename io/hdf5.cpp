@@ -424,8 +424,8 @@ Id vlen_utf8() {
 // libhdf5 1.10 (Debian 12) can crash, hang or allocate gigabytes on a crafted file (fuzz/regressions/*/libhdf5-*.h5).
 // Before a file is opened here, a forked child opens it and touches what any reader of ours could touch:
 // every group, link, object header, attribute (opened by position and by name, values read, variable-length
-// strings included), a lookup of an absent name in each, and every dataset (read whole and by rows, through
-// each memory type our readers use). If the child crashes, hangs or runs out of its memory budget, the file is
+// strings included), a lookup of an absent name in each, and every dataset (read whole through each memory
+// type our readers use, or by rows when too large to hold at once). If the child crashes, hangs or runs out of its memory budget, the file is
 // refused with one line; otherwise this process reads it. libhdf5 is deterministic, so what the child survived
 // this process survives -- as far as the child took the same paths through the library, which is why it
 // mirrors our readers' calls and not just the file's contents (a heap-use-after-free that CI's fuzzer met in
@@ -548,8 +548,10 @@ struct Prober {
     if (npoints <= (1 << 24)) {
       buf.resize(static_cast<std::size_t>(npoints));
       for (hid_t mt : types) ok(H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()));
+      return;
     }
-    // Rows of dimension 0 in blocks of at most 8 Mi values, as float32.
+    // Larger than the child's memory allows at once: rows of dimension 0 in blocks of at most 8 Mi values,
+    // as float32 (as H5File::read_rows reads).
     double row = 1;
     for (int i = 1; i < nd; ++i) row *= static_cast<double>(dims[i]);
     if (row > 0 && dims[0] > 0 && row <= double(1 << 23)) {  // a longer row is more than any reader of ours accepts

@@ -14,6 +14,7 @@
 
 using namespace livernet;
 using namespace livernet::data;
+using livernet::testing::error_of;
 
 namespace {
 
@@ -34,15 +35,6 @@ Dataset make(const std::string& path, int patients, std::vector<std::string> cla
   }
   d.validate();
   return d;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -155,6 +147,6 @@ TEST(RunLock, ASecondOwnerIsRefusedUntilTheFirstEnds) {
     EXPECT_NE(error_of([&] { train::RunLock second(dir); }).find(dir + ": in use by process " + std::to_string(::getpid()) + " on "),
               std::string::npos);
   }
-  EXPECT_EQ(error_of([&] { train::RunLock again(dir); }), "");
+  EXPECT_EQ(error_of([&] { train::RunLock again(dir); }), "(no error)");
   std::filesystem::remove_all(dir);
 }
