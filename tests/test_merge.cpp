@@ -1,14 +1,10 @@
-// data/merge.h (merging datasets of several sources), the per-source metrics of a run, and its lock.
+// data/merge.h (merging datasets of several sources) and the per-source metrics of a run.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <cmath>
-#include <filesystem>
 
 #include "data/merge.h"
 #include "kernels/tensor_ops.h"
-#include "train/run_lock.h"
 #include "train/trainer.h"
 #include "test_util.h"
 
@@ -135,18 +131,4 @@ TEST(Merge, PerSourceMetricsLeaveUndefinedValuesUndefined) {
   EXPECT_TRUE(std::isnan(per[1].second.specificity));
   EXPECT_TRUE(std::isnan(per[1].second.auc));
   EXPECT_TRUE(train::per_source_metrics(make("/d/x.h5", 2, {"cyst", "metastasis"}), {f}, 1).empty());
-}
-
-// One owner per run directory: a second lock is refused with the owner named, and a lock ends with its
-// holder (the kernel drops an flock when its file is closed, and when its process dies however it dies).
-TEST(RunLock, ASecondOwnerIsRefusedUntilTheFirstEnds) {
-  const std::string dir = std::filesystem::temp_directory_path() / ("livernet_runlock_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  {
-    train::RunLock first(dir);
-    EXPECT_NE(error_of([&] { train::RunLock second(dir); }).find(dir + ": in use by process " + std::to_string(::getpid()) + " on "),
-              std::string::npos);
-  }
-  EXPECT_EQ(error_of([&] { train::RunLock again(dir); }), "(no error)");
-  std::filesystem::remove_all(dir);
 }
