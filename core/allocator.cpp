@@ -13,9 +13,7 @@
 #include <malloc.h>
 #endif
 
-#if defined(LIVERNET_WITH_CUDA)
-#include "core/cuda/cuda_context.h"
-#endif
+#include "core/device_backend.h"
 
 namespace livernet {
 
@@ -210,20 +208,14 @@ Allocator& cpu_allocator() {
 }
 
 Allocator& pinned_host_allocator() {
-#if defined(LIVERNET_WITH_CUDA)
-  if (cuda_device_count() > 0) return cuda::pinned_allocator();
-#endif
+  if (cuda_device_count() > 0) return device_backend(DeviceType::CUDA)->pinned_host_allocator();
   return cpu_allocator();
 }
 
 Allocator& allocator_for(Device device) {
   if (device.is_cpu()) return cpu_allocator();
-  require_device(device);
-#if defined(LIVERNET_WITH_CUDA)
-  return cuda::device_allocator(device.index);
-#else
-  LN_FAIL("unreachable: require_device accepted ", device.str());
-#endif
+  require_device(device);  // so a backend exists and has this device
+  return device_backend(device.type)->device_allocator(device.index);
 }
 
 }  // namespace livernet

@@ -4,9 +4,9 @@
 
 #include "core/error.h"
 
-#if defined(LIVERNET_WITH_CUDA)
-#include "core/cuda/cuda_context.h"
-#endif
+#include <atomic>
+
+#include "core/device_backend.h"
 
 namespace livernet {
 
@@ -25,21 +25,36 @@ Device Device::parse(std::string_view s) {
   LN_FAIL("unknown device '", s, "' (expected cpu, cuda or cuda:N)");
 }
 
+namespace {
+// Constant-initialised, so a backend may register from a static initialiser of any library.
+std::atomic<DeviceBackend*> g_backends[2] = {};
+
+std::atomic<DeviceBackend*>& backend_slot(DeviceType type) {
+  LN_CHECK(type == DeviceType::CUDA, "the CPU is core's own device and takes no backend");
+  return g_backends[static_cast<int>(type)];
+}
+}  // namespace
+
+DeviceBackend* register_device_backend(DeviceType type, DeviceBackend* backend) {
+  return backend_slot(type).exchange(backend);
+}
+
+DeviceBackend* device_backend(DeviceType type) {
+  if (type == DeviceType::CPU) return nullptr;
+  return backend_slot(type).load();
+}
+
 int cuda_device_count() {
-#if defined(LIVERNET_WITH_CUDA)
-  return cuda::device_count();
-#else
-  return 0;
-#endif
+  DeviceBackend* b = device_backend(DeviceType::CUDA);
+  std::string why;
+  return b ? b->device_count(&why) : 0;
 }
 
 std::string cuda_unavailable_reason() {
-#if defined(LIVERNET_WITH_CUDA)
+  DeviceBackend* b = device_backend(DeviceType::CUDA);
+  if (!b) return "this livernet was built without CUDA (LIVERNET_CUDA=OFF or no nvcc at build time)";
   std::string why;
-  return cuda::device_count(&why) > 0 ? std::string() : why;
-#else
-  return "this livernet was built without CUDA (LIVERNET_CUDA=OFF or no nvcc at build time)";
-#endif
+  return b->device_count(&why) > 0 ? std::string() : why;
 }
 
 void require_device(Device d) {

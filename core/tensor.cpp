@@ -6,9 +6,7 @@
 #include <limits>
 
 
-#if defined(LIVERNET_WITH_CUDA)
-#include "core/cuda/cuda_context.h"
-#endif
+#include "core/device_backend.h"
 
 namespace livernet {
 
@@ -20,11 +18,10 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
     std::memcpy(dst, src, nbytes);
     return;
   }
-#if defined(LIVERNET_WITH_CUDA)
-  cuda::copy_bytes(dst, dst_device, src, src_device, nbytes);
-#else
-  LN_FAIL("copy between ", src_device.str(), " and ", dst_device.str(), ": ", cuda_unavailable_reason());
-#endif
+  const Device gpu = dst_device.is_cpu() ? src_device : dst_device;
+  DeviceBackend* b = device_backend(gpu.type);
+  if (!b) LN_FAIL("copy between ", src_device.str(), " and ", dst_device.str(), ": ", cuda_unavailable_reason());
+  b->copy_bytes(dst, dst_device, src, src_device, nbytes);
 }
 
 std::vector<double> to_double_vector(const Tensor& t) {
@@ -143,11 +140,8 @@ void PendingCopy::wait() {
   if (!event_) return;
   void* e = event_;
   event_ = nullptr;
-#if defined(LIVERNET_WITH_CUDA)
-  cuda::wait_and_destroy_copy_event(e);
-#else
-  (void)e;
-#endif
+  // Only a backend's copy_from_pinned_async makes a pending copy.
+  device_backend(DeviceType::CUDA)->wait_copy(e);
 }
 
 PendingCopy copy_from_pinned(Tensor& dst, const Tensor& src) {
@@ -159,11 +153,9 @@ PendingCopy copy_from_pinned(Tensor& dst, const Tensor& src) {
     detail::copy_bytes(dst.data_ptr(), dst.device(), src.data_ptr(), src.device(), src.nbytes());
     return PendingCopy();
   }
-#if defined(LIVERNET_WITH_CUDA)
-  return PendingCopy(cuda::copy_from_pinned_async(dst.data_ptr(), dst.device().index, src.data_ptr(), src.nbytes()));
-#else
-  LN_FAIL("copy to ", dst.device().str(), ": ", cuda_unavailable_reason());
-#endif
+  DeviceBackend* b = device_backend(dst.device().type);
+  if (!b) LN_FAIL("copy to ", dst.device().str(), ": ", cuda_unavailable_reason());
+  return PendingCopy(b->copy_from_pinned_async(dst.data_ptr(), dst.device().index, src.data_ptr(), src.nbytes()));
 }
 
 Tensor Tensor::clone() const {

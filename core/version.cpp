@@ -5,17 +5,10 @@
 #include "core/device.h"
 #include "core/error.h"
 
-#if defined(LIVERNET_WITH_CUDA)
-#include <cudnn_version.h>
-
-#include "core/cuda/cuda_context.h"
-#endif
+#include "core/device_backend.h"
 
 #ifndef LIVERNET_VERSION_STRING
 #define LIVERNET_VERSION_STRING "unknown"
-#endif
-#ifndef LIVERNET_CUDA_ARCHS
-#define LIVERNET_CUDA_ARCHS ""
 #endif
 
 namespace livernet {
@@ -30,21 +23,11 @@ std::string build_info() {
   s += str_cat("  compiler: gcc ", __GNUC__, ".", __GNUC_MINOR__, "\n");
 #endif
   s += str_cat("  CPU threads (OpenMP): ", omp_get_max_threads(), "\n");
-#if defined(LIVERNET_WITH_CUDA)
-  int rt = 0;
-  cudaRuntimeGetVersion(&rt);
-  s += str_cat("  CUDA backend: built (runtime ", rt / 1000, ".", (rt % 1000) / 10, ", architectures ",
-               LIVERNET_CUDA_ARCHS, ", cuDNN ", CUDNN_MAJOR, ".", CUDNN_MINOR, ".", CUDNN_PATCHLEVEL, ")\n");
-  const int n = cuda_device_count();
-  if (n == 0) s += str_cat("  CUDA devices: none (", cuda_unavailable_reason(), ")\n");
-  for (int i = 0; i < n; ++i) {
-    const cudaDeviceProp& p = cuda::device_properties(i);
-    s += str_cat("  cuda:", i, ": ", p.name, ", sm_", p.major, p.minor, ", ", p.totalGlobalMem / (1024 * 1024),
-                 " MiB, ", p.multiProcessorCount, " SMs\n");
+  if (DeviceBackend* b = device_backend(DeviceType::CUDA)) {
+    s += b->build_info();
+  } else {
+    s += "  CUDA backend: not built\n";
   }
-#else
-  s += "  CUDA backend: not built\n";
-#endif
   return s;
 }
 

@@ -29,6 +29,17 @@ foreach(folder ${floors})
     endforeach()
   endforeach()
 endforeach()
+# core itself knows no GPU runtime: its CUDA backend (core/cuda/, library livernet_core_cuda) registers
+# with it through core/device_backend.h, so no other core file includes core/cuda/ or a CUDA header or
+# tests the CUDA build macro.
+file(GLOB core_files ${ROOT}/core/*.h ${ROOT}/core/*.cpp)
+foreach(f ${core_files})
+  file(STRINGS ${f} lines REGEX "^#include [\"<](core/cuda/|cuda|cudnn|cublas)|LIVERNET_WITH_CUDA")
+  foreach(line ${lines})
+    file(RELATIVE_PATH rel ${ROOT} ${f})
+    list(APPEND bad "${rel}: ${line} (core reaches its CUDA backend only through core/device_backend.h)")
+  endforeach()
+endforeach()
 if(bad)
   string(REPLACE ";" "\n  " msg "${bad}")
   message(FATAL_ERROR "includes that run upward in the layering:\n  ${msg}")

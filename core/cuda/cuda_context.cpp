@@ -1,5 +1,7 @@
 #include "core/cuda/cuda_context.h"
 
+#include <cudnn_version.h>
+
 #include <array>
 #include <atomic>
 #include <cstdio>
@@ -7,6 +9,13 @@
 #include <mutex>
 #include <unordered_map>
 #include <vector>
+
+#include "core/device_backend.h"
+#include "core/graph.h"
+
+#ifndef LIVERNET_CUDA_ARCHS
+#define LIVERNET_CUDA_ARCHS ""
+#endif
 
 namespace livernet::cuda {
 
@@ -294,5 +303,76 @@ void wait_and_destroy_copy_event(void* event) {
   LN_CUDA_CHECK(st);
   LN_CUDA_CHECK(destroyed);
 }
+
+}  // namespace livernet::cuda
+
+// ---- The CUDA backend of core (core/device_backend.h) ------------------------------------------------
+namespace livernet::cuda {
+
+namespace {
+
+class CudaDeviceGraph final : public DeviceGraph {
+ public:
+  explicit CudaDeviceGraph(int device) : graph_(device) {}
+  StepGraph& graph() { return graph_; }
+  void replay() override { graph_.replay(); }
+
+ private:
+  StepGraph graph_;
+};
+
+class CudaDeviceBackend final : public DeviceBackend {
+ public:
+  int device_count(std::string* why) override { return cuda::device_count(why); }
+  Allocator& device_allocator(int device) override { return cuda::device_allocator(device); }
+  Allocator& pinned_host_allocator() override { return cuda::pinned_allocator(); }
+  void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t nbytes) override {
+    cuda::copy_bytes(dst, dst_device, src, src_device, nbytes);
+  }
+  void* copy_from_pinned_async(void* dst, int device, const void* src, std::size_t nbytes) override {
+    return cuda::copy_from_pinned_async(dst, device, src, nbytes);
+  }
+  void wait_copy(void* token) override { wait_and_destroy_copy_event(token); }
+  std::unique_ptr<DeviceGraph> capture_graph(int device, const std::function<void()>& fn) override {
+    auto g = std::make_unique<CudaDeviceGraph>(device);
+    g->graph().begin_capture();
+    try {
+      fn();
+    } catch (...) {
+      g->graph().abort_capture();
+      throw;
+    }
+    g->graph().end_capture();
+    return g;
+  }
+  std::string build_info() override {
+    int rt = 0;
+    (void)cudaRuntimeGetVersion(&rt);
+    (void)cudaGetLastError();
+    std::string s = str_cat("  CUDA backend: built (runtime ", rt / 1000, ".", (rt % 1000) / 10, ", architectures ",
+                            LIVERNET_CUDA_ARCHS, ", cuDNN ", CUDNN_MAJOR, ".", CUDNN_MINOR, ".", CUDNN_PATCHLEVEL,
+                            ")\n");
+    std::string why;
+    const int n = cuda::device_count(&why);
+    if (n == 0) s += str_cat("  CUDA devices: none (", why, ")\n");
+    for (int i = 0; i < n; ++i) {
+      const cudaDeviceProp& p = device_properties(i);
+      s += str_cat("  cuda:", i, ": ", p.name, ", sm_", p.major, p.minor, ", ", p.totalGlobalMem / (1024 * 1024),
+                   " MiB, ", p.multiProcessorCount, " SMs\n");
+    }
+    return s;
+  }
+};
+
+// Registered while the program starts. It sits in the file that defines current_stream(), which every
+// CUDA kernel calls, so a static link that pulls in any CUDA op also pulls in the registration
+// (tests: DeviceBackend.CudaBackendIsRegisteredInCudaBuilds).
+const bool registered = [] {
+  // Never destroyed, like the allocators: tensors in static objects may outlive any order we could pick.
+  register_device_backend(DeviceType::CUDA, new CudaDeviceBackend());
+  return true;
+}();
+
+}  // namespace
 
 }  // namespace livernet::cuda
