@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "grad_harness.h"
+#include "op_harness.h"
 #include "kernels/tensor_ops.h"
 #include "layers/layers.h"
 
@@ -141,14 +141,14 @@ TEST(SmallNetwork, GradientsMatchFiniteDifferencesEndToEnd) {
   auto net = std::make_shared<MiniNet>(3);
   net->train();
   // Gradient with respect to the input image and to a few parameters, through every layer type.
-  GradCase c;
+  OpCase c;
   c.name = "mini_inception";
   c.input_shapes = {Shape{2, 13, 13, 1}};
-  c.fn = [net](const std::vector<Tensor>& in) {
+  c.differentiable = [net](const std::vector<Tensor>& in) {
     return F::cross_entropy(net->forward(in[0]), Tensor::from_vector<std::int32_t>({2, 0}, Shape{2}));
   };
-  c.eps = 1e-2;
-  c.tol = 3e-2;
+  c.grad_eps = 1e-2;
+  c.grad_tol = 3e-2;
   run_gradient_check(c);
   // Parameter gradients: perturb single weights and compare with .grad().
   net->zero_grad();
