@@ -71,6 +71,24 @@ LN_HD_INLINE float cross_entropy_grad(float p_k, bool is_label, float w_label, f
 }
 
 // ---- pooling ------------------------------------------------------------------------------------------
+// Along one axis (I: int on the GPU, int64 on the CPU), window o of size k, stride s and padding pad starts
+// at o * s - pad; its in-bounds taps are [lo, hi) of an input of extent n (empty when lo >= hi: a window
+// entirely in the padding).
+template <typename I>
+LN_HD_INLINE void pool_taps(I o, int k, int s, int pad, I n, I& lo, I& hi) {
+  const I first = o * s - pad;
+  lo = first > 0 ? first : 0;
+  hi = first + k < n ? first + k : n;
+}
+
+// The windows [lo, hi] (possibly empty: lo > hi) among out whose taps include input coordinate i.
+template <typename I>
+LN_HD_INLINE void pool_covering(I i, int k, int s, int pad, I out, I& lo, I& hi) {
+  const I ip = i + pad;
+  lo = ip < k ? 0 : (ip - k) / s + 1;
+  hi = ip / s < out - 1 ? ip / s : out - 1;
+}
+
 // Number of window taps inside the input (for count_include_pad = false).
 LN_HD_INLINE int pool_window_count(int h0, int w0, int kh, int kw, int H, int W) {
   const int hs = h0 < 0 ? 0 : h0, ws = w0 < 0 ? 0 : w0;

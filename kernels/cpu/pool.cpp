@@ -63,11 +63,11 @@ void max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor& y, Tenso
       std::vector<std::int32_t> arg(static_cast<std::size_t>(C));
       for (std::int64_t row = b; row < e; ++row) {
         const std::int64_t n = row / Ho, oh = row % Ho;
-        const std::int64_t h0 = oh * p.stride_h - p.pad_h;
-        const std::int64_t hs = std::max<std::int64_t>(h0, 0), he = std::min<std::int64_t>(h0 + p.kernel_h, H);
+        std::int64_t hs, he;
+        pool_taps(oh, p.kernel_h, p.stride_h, p.pad_h, H, hs, he);
         for (std::int64_t ow = 0; ow < Wo; ++ow) {
-          const std::int64_t w0 = ow * p.stride_w - p.pad_w;
-          const std::int64_t ws = std::max<std::int64_t>(w0, 0), we = std::min<std::int64_t>(w0 + p.kernel_w, W);
+          std::int64_t ws, we;
+          pool_taps(ow, p.kernel_w, p.stride_w, p.pad_w, W, ws, we);
           const std::int64_t o = ((n * Ho + oh) * Wo + ow) * C;
           const T* xn = xp + n * H * W * C;
           if (hs >= he || ws >= we) {  // a window entirely in the padding: -inf, index -1
@@ -86,15 +86,6 @@ void max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor& y, Tenso
   });
 }
 
-namespace {
-// Output windows [lo, hi] along one axis that contain input coordinate i.
-inline void covering(std::int64_t i, int k, int s, int pad, std::int64_t out, std::int64_t& lo, std::int64_t& hi) {
-  const std::int64_t ip = i + pad;
-  lo = ip < k ? 0 : (ip - k) / s + 1;
-  hi = std::min<std::int64_t>(ip / s, out - 1);
-}
-}  // namespace
-
 void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Pool2dParams& p, Tensor& dx) {
   const std::int64_t N = dx.size(0), H = dx.size(1), W = dx.size(2), C = dx.size(3);
   const std::int64_t Ho = dy.size(1), Wo = dy.size(2);
@@ -107,11 +98,11 @@ void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Pool2dPa
       for (std::int64_t row = b; row < e; ++row) {
         const std::int64_t n = row / H, h = row % H;
         std::int64_t oh0, oh1;
-        covering(h, p.kernel_h, p.stride_h, p.pad_h, Ho, oh0, oh1);
+        pool_covering(h, p.kernel_h, p.stride_h, p.pad_h, Ho, oh0, oh1);
         for (std::int64_t w = 0; w < W; ++w) {
           std::fill(acc.begin(), acc.end(), 0.f);
           std::int64_t ow0, ow1;
-          covering(w, p.kernel_w, p.stride_w, p.pad_w, Wo, ow0, ow1);
+          pool_covering(w, p.kernel_w, p.stride_w, p.pad_w, Wo, ow0, ow1);
           const auto flat = static_cast<std::int32_t>(h * W + w);
           for (std::int64_t oh = oh0; oh <= oh1; ++oh)
             for (std::int64_t ow = ow0; ow <= ow1; ++ow) {
@@ -147,9 +138,11 @@ void avg_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor& y) {
         const std::int64_t n = row / Ho, oh = row % Ho;
         for (std::int64_t ow = 0; ow < Wo; ++ow) {
           std::fill(acc.begin(), acc.end(), 0.f);
-          const std::int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
-          for (std::int64_t h = std::max<std::int64_t>(h0, 0); h < std::min<std::int64_t>(h0 + p.kernel_h, H); ++h)
-            for (std::int64_t w = std::max<std::int64_t>(w0, 0); w < std::min<std::int64_t>(w0 + p.kernel_w, W); ++w) {
+          std::int64_t hs, he, ws, we;
+          pool_taps(oh, p.kernel_h, p.stride_h, p.pad_h, H, hs, he);
+          pool_taps(ow, p.kernel_w, p.stride_w, p.pad_w, W, ws, we);
+          for (std::int64_t h = hs; h < he; ++h)
+            for (std::int64_t w = ws; w < we; ++w) {
               const T* px = xp + ((n * H + h) * W + w) * C;
               for (std::int64_t c = 0; c < C; ++c) acc[c] += to_float(px[c]);
             }
@@ -173,11 +166,11 @@ void avg_pool2d_backward(const Tensor& dy, const Pool2dParams& p, Tensor& dx) {
       for (std::int64_t row = b; row < e; ++row) {
         const std::int64_t n = row / H, h = row % H;
         std::int64_t oh0, oh1;
-        covering(h, p.kernel_h, p.stride_h, p.pad_h, Ho, oh0, oh1);
+        pool_covering(h, p.kernel_h, p.stride_h, p.pad_h, Ho, oh0, oh1);
         for (std::int64_t w = 0; w < W; ++w) {
           std::fill(acc.begin(), acc.end(), 0.f);
           std::int64_t ow0, ow1;
-          covering(w, p.kernel_w, p.stride_w, p.pad_w, Wo, ow0, ow1);
+          pool_covering(w, p.kernel_w, p.stride_w, p.pad_w, Wo, ow0, ow1);
           for (std::int64_t oh = oh0; oh <= oh1; ++oh)
             for (std::int64_t ow = ow0; ow <= ow1; ++ow) {
               const float inv = 1.f / avg_divisor(p, oh, ow, H, W);

@@ -1,5 +1,6 @@
-// CUDA element-wise, random and reduction kernels: grid-stride loops, 16-byte vector loads and stores
-// where the pointers allow, f32 arithmetic for every float type. At the end, the element-wise ops of the
+// CUDA element-wise, random and reduction kernels on the shared launchers and reductions of
+// kernels/cuda/launch.cuh: grid-stride loops, 16-byte vector loads and stores where the pointers allow,
+// f32 arithmetic for every float type. At the end, the element-wise ops of the
 // network layers: bias add, the backward of unary activations, per-row scaling, scalar broadcast and
 // dropout (Philox: the same mask as the CPU backend).
 #include <cfloat>
@@ -15,57 +16,28 @@ namespace livernet::kernels::cuda {
 
 namespace {
 
-// Applies f(i) to every index of [0, n) with a grid-stride loop.
-template <typename F>
-__global__ void index_kernel(std::int64_t n, F f) {
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
-    f(i);
-}
-
-template <typename F>
-void launch_index(const LaunchContext& ctx, std::int64_t n, F f) {
-  index_kernel<<<grid_for(n, ctx.device), kBlock, 0, ctx.stream>>>(n, f);
-  LN_CUDA_CHECK_LAUNCH();
-}
-
-// y[i] = f(x0[i], x1[i], ...) over NIN inputs with VEC-wide vector memory access; the tail that does
-// not fill a vector is handled element by element.
-template <int VEC, int NIN, typename T, typename F>
-__global__ void map_kernel(std::int64_t n, const T* __restrict__ a, const T* __restrict__ b, T* y, F f) {
-  const std::int64_t nvec = n / VEC;
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  const std::int64_t tid = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  using V = Vec<T, VEC>;
-  for (std::int64_t v = tid; v < nvec; v += stride) {
-    V va = reinterpret_cast<const V*>(a)[v];
-    V vb;
-    if constexpr (NIN == 2) vb = reinterpret_cast<const V*>(b)[v];
-    V out;
+// y[i] = f(a[i], b[i]) (NIN == 2) or f(a[i], 0) (NIN == 1), whole vectors at a time (launch_vec).
+template <int NIN, typename T, typename F>
+struct MapFn {
+  const T* a;
+  const T* b;
+  T* y;  // may alias a or b
+  F f;
+  template <int VEC>
+  __device__ __forceinline__ void apply(i64 i) const {
+    float va[VEC], vb[VEC], out[VEC];
+    load_vec<T, VEC>(a, i, va);
+    if constexpr (NIN == 2) load_vec<T, VEC>(b, i, vb);
 #pragma unroll
-    for (int k = 0; k < VEC; ++k) {
-      if constexpr (NIN == 2) out.v[k] = from_float<T>(f(to_float(va.v[k]), to_float(vb.v[k])));
-      else out.v[k] = from_float<T>(f(to_float(va.v[k]), 0.f));
-    }
-    reinterpret_cast<V*>(y)[v] = out;
+    for (int k = 0; k < VEC; ++k) out[k] = f(va[k], NIN == 2 ? vb[k] : 0.f);
+    store_vec<T, VEC>(y, i, out);
   }
-  for (std::int64_t i = nvec * VEC + tid; i < n; i += stride) {
-    if constexpr (NIN == 2) y[i] = from_float<T>(f(to_float(a[i]), to_float(b[i])));
-    else y[i] = from_float<T>(f(to_float(a[i]), 0.f));
-  }
-}
+};
 
 template <int NIN, typename T, typename F>
-void launch_map(const LaunchContext& ctx, std::int64_t n, const T* a, const T* b, T* y, F f) {
-  const int vec = vector_width(sizeof(T), {a, NIN == 2 ? static_cast<const void*>(b) : static_cast<const void*>(a), y});
-  if (vec == 8) {
-    map_kernel<8, NIN><<<grid_for(n / 8 + 1, ctx.device), kBlock, 0, ctx.stream>>>(n, a, b, y, f);
-  } else if (vec == 4) {
-    map_kernel<4, NIN><<<grid_for(n / 4 + 1, ctx.device), kBlock, 0, ctx.stream>>>(n, a, b, y, f);
-  } else {
-    map_kernel<1, NIN><<<grid_for(n, ctx.device), kBlock, 0, ctx.stream>>>(n, a, b, y, f);
-  }
-  LN_CUDA_CHECK_LAUNCH();
+void launch_map(const LaunchContext& ctx, i64 n, const T* a, const T* b, T* y, F f) {
+  const int vec = pick_vec(max_vec_of<T>(), 0, {{a, sizeof(T)}, {b, sizeof(T)}, {y, sizeof(T)}});
+  launch_vec<max_vec_of<T>()>(ctx, n, vec, MapFn<NIN, T, F>{a, b, y, f});
 }
 
 template <UnaryOp OP>
@@ -180,6 +152,7 @@ void axpby(float alpha, const Tensor& x, float beta, Tensor& y) {
 
 namespace {
 
+// The combination of a reduction and its identity; NaN wins max and min, as on the CPU.
 template <ReduceOp OP>
 struct ReduceTraits {
   static __device__ float init() {
@@ -187,19 +160,12 @@ struct ReduceTraits {
     else if constexpr (OP == ReduceOp::min) return INFINITY;
     else return 0.f;
   }
-  static __device__ float combine(float a, float b) {
+  __device__ float operator()(float a, float b) const {
     if constexpr (OP == ReduceOp::max) return (a > b || a != a) ? a : b;
     else if constexpr (OP == ReduceOp::min) return (a < b || a != a) ? a : b;
     else return a + b;
   }
 };
-
-template <ReduceOp OP>
-__device__ float warp_reduce(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v = ReduceTraits<OP>::combine(v, __shfl_xor_sync(0xffffffffu, v, off));
-  return v;
-}
 
 // inner == 1. Block b reduces chunk (b % chunks) of row (b / chunks): threads stride over the chunk,
 // then a warp-shuffle tree. With one chunk per row it writes the final (scaled) value; otherwise a
@@ -211,19 +177,11 @@ __global__ void reduce_rows_kernel(const T* __restrict__ x, std::int64_t r, int 
   const int chunk = static_cast<int>(blockIdx.x % chunks);
   const std::int64_t k0 = r * chunk / chunks, k1 = r * (chunk + 1) / chunks;
   const T* p = x + row * r;
+  const ReduceTraits<OP> combine;
   float acc = ReduceTraits<OP>::init();
-  for (std::int64_t k = k0 + threadIdx.x; k < k1; k += blockDim.x) acc = ReduceTraits<OP>::combine(acc, to_float(p[k]));
-  __shared__ float warp_partials[32];
-  acc = warp_reduce<OP>(acc);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) warp_partials[warp] = acc;
-  __syncthreads();
-  if (warp == 0) {
-    const int nwarps = (blockDim.x + 31) >> 5;
-    acc = lane < nwarps ? warp_partials[lane] : ReduceTraits<OP>::init();
-    acc = warp_reduce<OP>(acc);
-    if (lane == 0) out[blockIdx.x] = acc * scale;
-  }
+  for (std::int64_t k = k0 + threadIdx.x; k < k1; k += blockDim.x) acc = combine(acc, to_float(p[k]));
+  acc = block_reduce(acc, combine, ReduceTraits<OP>::init());
+  if (threadIdx.x == 0) out[blockIdx.x] = acc * scale;
 }
 
 // inner > 1. A (32 x 8) block covers 32 consecutive inner columns of outer slices o = blockIdx.y,
@@ -241,12 +199,12 @@ __global__ void reduce_cols_kernel(const T* __restrict__ x, std::int64_t outer, 
     if (col < inner) {
       const T* base = x + o * r * inner + col;
       for (std::int64_t k = k0 + threadIdx.y; k < k1; k += blockDim.y)
-        acc = ReduceTraits<OP>::combine(acc, to_float(base[k * inner]));
+        acc = ReduceTraits<OP>{}(acc, to_float(base[k * inner]));
     }
     tile[threadIdx.y][threadIdx.x] = acc;
     __syncthreads();
     if (threadIdx.y == 0 && col < inner) {
-      for (int k = 1; k < static_cast<int>(blockDim.y); ++k) acc = ReduceTraits<OP>::combine(acc, tile[k][threadIdx.x]);
+      for (int k = 1; k < static_cast<int>(blockDim.y); ++k) acc = ReduceTraits<OP>{}(acc, tile[k][threadIdx.x]);
       out[(chunk * outer + o) * inner + col] = acc * scale;
     }
     __syncthreads();

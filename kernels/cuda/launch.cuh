@@ -1,6 +1,7 @@
-// The launchers and reductions the CUDA op files share (kernels/cuda/{norm,pool,loss,copy,elementwise}.cu):
-// vectorised element-wise launches whose functors do their own loads and stores, and deterministic
-// block and global sums (fixed partitions and combination order, no float atomics).
+// The launchers and reductions every CUDA op file shares (kernels/cuda/*.cu): a grid-stride index launch,
+// vectorised element-wise launches whose functors do their own loads and stores, warp and block
+// reductions by fixed shuffle trees, and deterministic global sums (fixed partitions and combination
+// order, no float atomics).
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,22 @@
 namespace livernet::kernels::cuda {
 
 using i64 = std::int64_t;
-// ---- vectorised element-wise launches ------------------------------------------------------------------
+// ---- element-wise launches -------------------------------------------------------------------------------
+
+// Calls f(i) for every i in [0, n) with a grid-stride loop (ops whose elements are not laid out for vector
+// access: fills, casts, random numbers).
+template <typename F>
+__global__ void index_kernel(i64 n, F f) {
+  for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < n; i += static_cast<i64>(gridDim.x) * blockDim.x)
+    f(i);
+}
+
+template <typename F>
+void launch_index(const LaunchContext& ctx, i64 n, F f) {
+  index_kernel<<<grid_for(n, ctx.device), kBlock, 0, ctx.stream>>>(n, f);
+  LN_CUDA_CHECK_LAUNCH();
+}
+
 
 template <typename T, int VEC>
 __device__ __forceinline__ void load_vec(const T* p, i64 i, float (&out)[VEC]) {
@@ -86,32 +102,57 @@ void launch_vec(const LaunchContext& ctx, i64 n, int vec, const F& f) {
   LN_CUDA_CHECK_LAUNCH();
 }
 
-// ---- deterministic block and global sums ----------------------------------------------------------------
+// ---- warp and block reductions: the one set every CUDA op file uses ------------------------------------
 
-__device__ __forceinline__ float2 warp_sum2(float2 v) {
+struct SumOp {
+  template <typename T>
+  __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+  __device__ __forceinline__ float2 operator()(float2 a, float2 b) const { return make_float2(a.x + b.x, a.y + b.y); }
+};
+struct MaxOp {
+  __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+// (sum, flag): a sum of squares with a max of "any non-finite" flags (gradient statistics).
+struct SumMaxOp {
+  __device__ __forceinline__ float2 operator()(float2 a, float2 b) const { return make_float2(a.x + b.x, fmaxf(a.y, b.y)); }
+  __device__ __forceinline__ double2 operator()(double2 a, double2 b) const { return make_double2(a.x + b.x, fmax(a.y, b.y)); }
+};
+
+__device__ __forceinline__ float shfl_xor(float v, int off) { return __shfl_xor_sync(0xffffffffu, v, off); }
+__device__ __forceinline__ double shfl_xor(double v, int off) { return __shfl_xor_sync(0xffffffffu, v, off); }
+__device__ __forceinline__ float2 shfl_xor(float2 v, int off) { return make_float2(shfl_xor(v.x, off), shfl_xor(v.y, off)); }
+__device__ __forceinline__ double2 shfl_xor(double2 v, int off) {
+  return make_double2(shfl_xor(v.x, off), shfl_xor(v.y, off));
+}
+
+// v combined over each group of G consecutive lanes (G a power of two, at most 32) by a fixed xor-shuffle
+// tree: every lane of a group gets the group's result, the same on every run. All 32 lanes must call it.
+template <int G = 32, typename T, typename Op>
+__device__ __forceinline__ T warp_reduce(T v, Op op) {
 #pragma unroll
-  for (int off = 16; off > 0; off >>= 1) {
-    v.x += __shfl_xor_sync(0xffffffffu, v.x, off);
-    v.y += __shfl_xor_sync(0xffffffffu, v.y, off);
-  }
+  for (int off = G / 2; off > 0; off >>= 1) v = op(v, shfl_xor(v, off));
   return v;
 }
 
-// Sum of v over the block (blockDim.x a multiple of 32); the result is valid in thread 0. Call once per
-// kernel (the shared buffer is not re-synchronised for reuse).
-__device__ inline float2 block_sum2(float2 v) {
-  __shared__ float2 warp_partials[32];
-  v = warp_sum2(v);
+// v combined over the block (blockDim.x a multiple of 32): a tree per warp, then warp 0 combines the warps'
+// results by the same tree (identity for the lanes past the last warp). The result is valid in warp 0
+// (thread 0 writes it). Call once per kernel: the shared buffer is not re-synchronised for reuse.
+template <typename T, typename Op>
+__device__ inline T block_reduce(T v, Op op, T identity) {
+  __shared__ T warp_partials[32];
+  v = warp_reduce(v, op);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   if (lane == 0) warp_partials[warp] = v;
   __syncthreads();
   if (warp == 0) {
     const int nwarps = static_cast<int>(blockDim.x >> 5);
-    v = lane < nwarps ? warp_partials[lane] : make_float2(0.f, 0.f);
-    v = warp_sum2(v);
+    v = lane < nwarps ? warp_partials[lane] : identity;
+    v = warp_reduce(v, op);
   }
   return v;
 }
+
+// ---- deterministic global sums ----------------------------------------------------------------------------
 
 // Stage 1 of a two-value sum: block b adds f(i) over its contiguous chunk [b * chunk, (b + 1) * chunk),
 // threads striding inside it (coalesced), then a shuffle tree. The partition depends only on n, so the
@@ -126,7 +167,7 @@ __global__ void sum_partial_kernel(i64 n, i64 chunk, F f, float2* __restrict__ p
     acc.x += v.x;
     acc.y += v.y;
   }
-  acc = block_sum2(acc);
+  acc = block_reduce(acc, SumOp{}, make_float2(0.f, 0.f));
   if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
 
@@ -138,7 +179,7 @@ __global__ void sum_final_kernel(const float2* __restrict__ partial, int nb, Fin
     acc.x += partial[i].x;
     acc.y += partial[i].y;
   }
-  acc = block_sum2(acc);
+  acc = block_reduce(acc, SumOp{}, make_float2(0.f, 0.f));
   if (threadIdx.x == 0) fin(acc.x, acc.y);
 }
 

@@ -15,17 +15,9 @@ namespace {
 // ---- softmax and cross-entropy -----------------------------------------------------------------------------
 
 template <int G>
-__device__ __forceinline__ float group_max(float v) {
-#pragma unroll
-  for (int off = G / 2; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-  return v;
-}
+__device__ __forceinline__ float group_max(float v) { return warp_reduce<G>(v, MaxOp{}); }
 template <int G>
-__device__ __forceinline__ float group_sum(float v) {
-#pragma unroll
-  for (int off = G / 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
+__device__ __forceinline__ float group_sum(float v) { return warp_reduce<G>(v, SumOp{}); }
 
 // Row softmax of z [N, K] into probs (f32), G lanes per row (G = 1, 8 or 32: one thread per row for tiny
 // K, a warp for wide rows). A warp's groups iterate together (rows past N idle but still join the

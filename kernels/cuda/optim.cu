@@ -1,10 +1,10 @@
 // CUDA optimizer kernels. Per parameter: one fused grid-stride pass. Multi-tensor (what optim/ uses):
 // the list is packed into tables that travel in the kernels' parameter space, one block per chunk of
 // kChunk elements of one tensor, so a whole step is a few launches with no host-to-device copy (and
-// can be captured in a CUDA graph). Gradient statistics reduce with warp shuffles into per-block
-// partials and a fixed-order final pass (deterministic).
+// can be captured in a CUDA graph). Gradient statistics reduce by the shared fixed shuffle trees
+// (kernels/cuda/launch.cuh) into per-block partials and a fixed-order final pass (deterministic).
 #include "kernels/backend.h"
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/type_switch.h"
 
 namespace livernet::kernels::cuda {
@@ -36,25 +36,10 @@ __global__ void adam_kernel(float* __restrict__ p, const float* __restrict__ g, 
 
 // ---- gradient statistics ----------------------------------------------------------------------------
 
-// Thread 0 writes (sum of s, max of bad) over the block to *out; a fixed shuffle pattern and warp
-// order make it deterministic.
+// Thread 0 writes (sum of s, max of bad) over the block to *out, by the fixed trees of block_reduce.
 __device__ void block_stats(float s, float bad, float2* out) {
-  for (int off = 16; off > 0; off >>= 1) {
-    s += __shfl_xor_sync(0xffffffffu, s, off);
-    bad = fmaxf(bad, __shfl_xor_sync(0xffffffffu, bad, off));
-  }
-  __shared__ float2 warp[32];
-  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  if (lane == 0) warp[w] = make_float2(s, bad);
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float2 acc = make_float2(0.f, 0.f);
-    for (int k = 0; k < static_cast<int>(blockDim.x + 31) / 32; ++k) {
-      acc.x += warp[k].x;
-      acc.y = fmaxf(acc.y, warp[k].y);
-    }
-    *out = acc;
-  }
+  const float2 v = block_reduce(make_float2(s, bad), SumMaxOp{}, make_float2(0.f, 0.f));
+  if (threadIdx.x == 0) *out = v;
 }
 
 template <typename T>
@@ -80,25 +65,10 @@ __global__ void __launch_bounds__(kBlock) grad_stats_final(const float2* __restr
     s += partial[k].x;
     bad = fmaxf(bad, partial[k].y);
   }
-  for (int off = 16; off > 0; off >>= 1) {
-    s += __shfl_xor_sync(0xffffffffu, s, off);
-    bad = fmaxf(bad, __shfl_xor_sync(0xffffffffu, bad, off));
-  }
-  __shared__ double warp_sum[kBlock / 32];
-  __shared__ float warp_bad[kBlock / 32];
-  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  if (lane == 0) {
-    warp_sum[w] = s;
-    warp_bad[w] = bad;
-  }
-  __syncthreads();
+  const double2 v = block_reduce(make_double2(s, bad), SumMaxOp{}, make_double2(0.0, 0.0));
   if (threadIdx.x == 0) {
-    for (int k = 1; k < static_cast<int>(blockDim.x) / 32; ++k) {
-      s += warp_sum[k];
-      bad = fmaxf(bad, warp_bad[k]);
-    }
-    out[0] = static_cast<float>(s);
-    out[1] = bad;
+    out[0] = static_cast<float>(v.x);
+    out[1] = static_cast<float>(v.y);
   }
 }
 

@@ -26,16 +26,35 @@ struct PoolGeom {
                     static_cast<int>(wo), p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
                     p.count_include_pad};
   }
-  // The average pool's divisor for the window starting at (h0, w0).
-  __device__ int divisor(int h0, int w0) const {
-    return include_pad ? kh * kw : pool_window_count(h0, w0, kh, kw, h, w);
+  // The average pool's divisor for the window of output pixel (oh, ow).
+  __device__ int divisor(int oh, int ow) const {
+    return include_pad ? kh * kw : pool_window_count(oh * sh - ph, ow * sw - pw, kh, kw, h, w);
   }
-  // Output rows (columns) whose window covers input row ih (column iw): [lo, hi], possibly empty.
-  __device__ void out_range(int i, int pad, int k, int s, int out, int& lo, int& hi) const {
-    const int first = i + pad - k + 1;
-    lo = first <= 0 ? 0 : (first + s - 1) / s;
-    hi = (i + pad) / s;
-    if (hi > out - 1) hi = out - 1;
+  // Where element i0 of an NHWC tensor of rows x cols pixels lies: image n, pixel (row, col), channel c0.
+  struct Pixel {
+    i64 n;
+    int row, col;
+    i64 c0;
+  };
+  __device__ Pixel pixel(i64 i0, int rows, int cols) const {
+    Pixel p;
+    p.c0 = i0 % c;
+    i64 r = i0 / c;
+    p.col = static_cast<int>(r % cols);
+    r /= cols;
+    p.row = static_cast<int>(r % rows);
+    p.n = r / rows;
+    return p;
+  }
+  // The in-bounds taps of output pixel (oh, ow)'s window: rows [hs, he), columns [ws, we).
+  __device__ void taps(int oh, int ow, int& hs, int& he, int& ws, int& we) const {
+    pool_taps(oh, kh, sh, ph, h, hs, he);
+    pool_taps(ow, kw, sw, pw, w, ws, we);
+  }
+  // The output pixels whose windows cover input pixel (ih, iw): rows [oh_lo, oh_hi], columns [ow_lo, ow_hi].
+  __device__ void covering(int ih, int iw, int& oh_lo, int& oh_hi, int& ow_lo, int& ow_hi) const {
+    pool_covering(ih, kh, sh, ph, ho, oh_lo, oh_hi);
+    pool_covering(iw, kw, sw, pw, wo, ow_lo, ow_hi);
   }
 };
 
@@ -49,15 +68,10 @@ struct MaxPoolForwardFn {
   PoolGeom g;
   template <int VEC>
   __device__ void apply(i64 i0) const {
-    const i64 c0 = i0 % g.c;
-    i64 r = i0 / g.c;
-    const int ow = static_cast<int>(r % g.wo);
-    r /= g.wo;
-    const int oh = static_cast<int>(r % g.ho);
-    const i64 n = r / g.ho;
-    const int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
-    const int hs = h0 > 0 ? h0 : 0, he = h0 + g.kh < g.h ? h0 + g.kh : g.h;
-    const int ws = w0 > 0 ? w0 : 0, we = w0 + g.kw < g.w ? w0 + g.kw : g.w;
+    const PoolGeom::Pixel o = g.pixel(i0, g.ho, g.wo);
+    const i64 n = o.n, c0 = o.c0;
+    int hs, he, ws, we;
+    g.taps(o.row, o.col, hs, he, ws, we);
     float best[VEC];
     int arg[VEC];
 #pragma unroll
@@ -96,15 +110,11 @@ struct MaxPoolBackwardFn {
   PoolGeom g;
   template <int VEC>
   __device__ void apply(i64 i0) const {
-    const i64 c0 = i0 % g.c;
-    i64 r = i0 / g.c;
-    const int iw = static_cast<int>(r % g.w);
-    r /= g.w;
-    const int ih = static_cast<int>(r % g.h);
-    const i64 n = r / g.h;
+    const PoolGeom::Pixel in = g.pixel(i0, g.h, g.w);
+    const i64 n = in.n, c0 = in.c0;
+    const int ih = in.row, iw = in.col;
     int oh_lo, oh_hi, ow_lo, ow_hi;
-    g.out_range(ih, g.ph, g.kh, g.sh, g.ho, oh_lo, oh_hi);
-    g.out_range(iw, g.pw, g.kw, g.sw, g.wo, ow_lo, ow_hi);
+    g.covering(ih, iw, oh_lo, oh_hi, ow_lo, ow_hi);
     const int target = ih * g.w + iw;
     float acc[VEC];
 #pragma unroll
@@ -131,15 +141,10 @@ struct AvgPoolForwardFn {
   PoolGeom g;
   template <int VEC>
   __device__ void apply(i64 i0) const {
-    const i64 c0 = i0 % g.c;
-    i64 r = i0 / g.c;
-    const int ow = static_cast<int>(r % g.wo);
-    r /= g.wo;
-    const int oh = static_cast<int>(r % g.ho);
-    const i64 n = r / g.ho;
-    const int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
-    const int hs = h0 > 0 ? h0 : 0, he = h0 + g.kh < g.h ? h0 + g.kh : g.h;
-    const int ws = w0 > 0 ? w0 : 0, we = w0 + g.kw < g.w ? w0 + g.kw : g.w;
+    const PoolGeom::Pixel o = g.pixel(i0, g.ho, g.wo);
+    const i64 n = o.n, c0 = o.c0;
+    int hs, he, ws, we;
+    g.taps(o.row, o.col, hs, he, ws, we);
     float acc[VEC];
 #pragma unroll
     for (int k = 0; k < VEC; ++k) acc[k] = 0.f;
@@ -151,7 +156,7 @@ struct AvgPoolForwardFn {
         for (int k = 0; k < VEC; ++k) acc[k] += v[k];
       }
     }
-    const float div = static_cast<float>(g.divisor(h0, w0));
+    const float div = static_cast<float>(g.divisor(o.row, o.col));
 #pragma unroll
     for (int k = 0; k < VEC; ++k) acc[k] = acc[k] / div;
     store_vec<T, VEC>(y, i0, acc);
@@ -166,21 +171,16 @@ struct AvgPoolBackwardFn {
   PoolGeom g;
   template <int VEC>
   __device__ void apply(i64 i0) const {
-    const i64 c0 = i0 % g.c;
-    i64 r = i0 / g.c;
-    const int iw = static_cast<int>(r % g.w);
-    r /= g.w;
-    const int ih = static_cast<int>(r % g.h);
-    const i64 n = r / g.h;
+    const PoolGeom::Pixel in = g.pixel(i0, g.h, g.w);
+    const i64 n = in.n, c0 = in.c0;
     int oh_lo, oh_hi, ow_lo, ow_hi;
-    g.out_range(ih, g.ph, g.kh, g.sh, g.ho, oh_lo, oh_hi);
-    g.out_range(iw, g.pw, g.kw, g.sw, g.wo, ow_lo, ow_hi);
+    g.covering(in.row, in.col, oh_lo, oh_hi, ow_lo, ow_hi);
     float acc[VEC];
 #pragma unroll
     for (int k = 0; k < VEC; ++k) acc[k] = 0.f;
     for (int oh = oh_lo; oh <= oh_hi; ++oh) {
       for (int ow = ow_lo; ow <= ow_hi; ++ow) {
-        const float div = static_cast<float>(g.divisor(oh * g.sh - g.ph, ow * g.sw - g.pw));
+        const float div = static_cast<float>(g.divisor(oh, ow));
         float d[VEC];
         load_vec<T, VEC>(dy, ((n * g.ho + oh) * g.wo + ow) * g.c + c0, d);
 #pragma unroll
