@@ -167,3 +167,21 @@ inline void run_gradient_gpu_parity(const OpCase& c, DType dtype = DType::f32) {
 }
 
 }  // namespace livernet::testing
+
+// Registers one check of `rows` on the CPU as Ops/<Cpu>.<cpu_test>/<row> and on CUDA as
+// Ops/<Gpu>.<gpu_test>/<row> (skipped with the reason when there is no GPU); cpu_check and gpu_check
+// take the row (`c`).
+#define LN_OP_CASE_TESTS(rows, Cpu, cpu_test, cpu_check, Gpu, gpu_test, gpu_check)                          \
+  class Cpu : public ::testing::TestWithParam<::livernet::testing::OpCase> {};                               \
+  class Gpu : public ::testing::TestWithParam<::livernet::testing::OpCase> {};                               \
+  TEST_P(Cpu, cpu_test) {                                                                                    \
+    const ::livernet::testing::OpCase& c = GetParam();                                                      \
+    cpu_check;                                                                                               \
+  }                                                                                                          \
+  TEST_P(Gpu, gpu_test) {                                                                                    \
+    LN_REQUIRE_CUDA();                                                                                       \
+    const ::livernet::testing::OpCase& c = GetParam();                                                      \
+    gpu_check;                                                                                               \
+  }                                                                                                          \
+  INSTANTIATE_TEST_SUITE_P(Ops, Cpu, ::testing::ValuesIn(rows), ::livernet::testing::op_case_name);          \
+  INSTANTIATE_TEST_SUITE_P(Ops, Gpu, ::testing::ValuesIn(rows), ::livernet::testing::op_case_name)

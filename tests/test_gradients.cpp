@@ -9,21 +9,11 @@
 using namespace livernet;
 using namespace livernet::testing;
 
-namespace {
-
-class Gradient : public ::testing::TestWithParam<OpCase> {};
-class GradientGpu : public ::testing::TestWithParam<OpCase> {};
-
-TEST_P(Gradient, MatchesFiniteDifferences) { run_gradient_check(GetParam()); }
-TEST_P(GradientGpu, MatchesCpuInF32AndBf16) {
-  LN_REQUIRE_CUDA();
-  run_gradient_gpu_parity(GetParam(), DType::f32);
-  run_gradient_gpu_parity(GetParam(), DType::bf16);
-}
-INSTANTIATE_TEST_SUITE_P(Ops, Gradient, ::testing::ValuesIn(gradient_rows(op_cases())), op_case_name);
-INSTANTIATE_TEST_SUITE_P(Ops, GradientGpu, ::testing::ValuesIn(gradient_rows(op_cases())), op_case_name);
-
-}  // namespace
+LN_OP_CASE_TESTS(gradient_rows(op_cases()), Gradient, MatchesFiniteDifferences, run_gradient_check(c), GradientGpu,
+                 MatchesCpuInF32AndBf16, {
+                   run_gradient_gpu_parity(c, DType::f32);
+                   run_gradient_gpu_parity(c, DType::bf16);
+                 });
 
 TEST(Gradient, CastSendsTheGradientBackInTheInputDtype) {
   Tensor x = randn(Shape{3, 4}, 1).requires_grad_();

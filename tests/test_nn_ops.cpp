@@ -15,20 +15,8 @@ using namespace livernet;
 using namespace livernet::testing;
 using kernels::Pool2dParams;
 
-namespace {
-
-class Forward : public ::testing::TestWithParam<OpCase> {};
-class ForwardGpu : public ::testing::TestWithParam<OpCase> {};
-
-TEST_P(Forward, MatchesFloat64Reference) { run_forward_case(GetParam()); }
-TEST_P(ForwardGpu, MatchesCpu) {
-  LN_REQUIRE_CUDA();
-  run_gpu_parity_case(GetParam());
-}
-INSTANTIATE_TEST_SUITE_P(Ops, Forward, ::testing::ValuesIn(forward_rows(op_cases())), op_case_name);
-INSTANTIATE_TEST_SUITE_P(Ops, ForwardGpu, ::testing::ValuesIn(forward_rows(op_cases())), op_case_name);
-
-}  // namespace
+LN_OP_CASE_TESTS(forward_rows(op_cases()), Forward, MatchesFloat64Reference, run_forward_case(c), ForwardGpu, MatchesCpu,
+                 run_gpu_parity_case(c));
 
 TEST(NnOps, MaxPoolTiesPickTheFirstMaximumAndNaNWins) {
   // One 3x3 window of equal values: the index is the first tap.
