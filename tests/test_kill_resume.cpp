@@ -225,3 +225,37 @@ TEST_F(KillResume, DiskFullKeepsThePreviousCheckpoint) {
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(str("disk.log"));
   expect_equals_reference(run, "after the disk-full failure");
 }
+
+// One owner per run directory (#19): while a train writes the run, a second train --resume, or a fresh
+// train with --force on the same directory, is refused with one line naming the owner and changes nothing;
+// once the owner is killed (SIGKILL: no cleanup) the run resumes and ends as an uninterrupted one.
+TEST_F(KillResume, ASecondTrainOnARunInUseIsRefused) {
+  const std::string run = str("runs/k");
+  const pid_t owner = spawn(command("k"), str("owner.log"));
+  ASSERT_GT(owner, 0);
+  int status = 0;
+  while (!fs::exists(run + "/config.yaml")) {
+    ASSERT_NE(waitpid(owner, &status, WNOHANG), owner) << "finished before it could be interrupted: " << slurp(str("owner.log"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  const std::string config = slurp(run + "/config.yaml");
+  for (const auto& args : {resume_command(), command("k")}) {
+    fs::remove(str("second.log"));
+    const pid_t second = spawn(args, str("second.log"));
+    ASSERT_GT(second, 0);
+    waitpid(second, &status, 0);
+    const std::string log = slurp(str("second.log"));
+    ASSERT_TRUE(WIFEXITED(status)) << log;
+    EXPECT_EQ(WEXITSTATUS(status), 1) << log;
+    EXPECT_NE(log.find(run + ": in use by process " + std::to_string(owner) + " on "), std::string::npos) << log;
+    EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << "one line: " << log;
+  }
+  EXPECT_EQ(waitpid(owner, &status, WNOHANG), 0) << "the owner should still be running: " << slurp(str("owner.log"));
+  EXPECT_EQ(slurp(run + "/config.yaml"), config);
+  kill(owner, SIGKILL);
+  waitpid(owner, &status, 0);
+  const pid_t resumed = spawn(resume_command(), str("resumed.log"));
+  waitpid(resumed, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(str("resumed.log"));
+  expect_equals_reference(run, "resumed after the owner was killed");
+}

@@ -4,12 +4,14 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 
 #include "train/report.h"
 #include "io/hdf5.h"
 #include "models/weights.h"
 #include "tools/cli.h"
+#include "train/run_lock.h"
 #include "train/trainer.h"
 
 using namespace livernet;
@@ -79,10 +81,12 @@ int main(int argc, char** argv) {
   return tools::run(app, argc, argv, [&]() -> int {
     train::TrainConfig cfg;
     std::string run_dir;
+    std::optional<train::RunLock> lock;  // held until the process ends
     if (!resume.empty()) {
       LN_CHECK(config_path.empty() && data.empty() && weights.empty(), "--resume takes the run's own configuration; only "
                                                                         "--device, --loader-threads may change");
       LN_CHECK(fs::is_directory(resume), resume, ": no such run directory");
+      lock.emplace(resume);
       LN_CHECK(fs::exists(resume + "/config.yaml"), resume, ": no config.yaml: the run was stopped before it started; start it "
                "again (with --force to replace the directory)");
       cfg = train::load_train_config(resume + "/config.yaml");
@@ -115,12 +119,19 @@ int main(int argc, char** argv) {
     if (!device.empty()) cfg.device = device;
     if (threads) cfg.loader_threads = threads;
     cfg.validate(!resume.empty() ? resume + "/config.yaml" : config_path.empty() ? std::string("config") : config_path);
-    if (resume.empty() && fs::exists(run_dir))
+    if (resume.empty() && fs::exists(run_dir)) {
       LN_CHECK(force, run_dir, ": the run directory exists; use --resume ", run_dir, " to continue it or --force to replace it");
+      LN_CHECK(fs::is_directory(run_dir), run_dir, ": exists and is not a directory");
+      lock.emplace(run_dir);  // --force on a run in use is refused
+    }
     data::Dataset dataset = check_inputs(cfg, resume);  // before --force removes anything
     if (resume.empty()) {
-      if (fs::exists(run_dir)) fs::remove_all(run_dir);
+      if (fs::exists(run_dir)) {  // everything but the lock, which this process holds
+        for (const auto& e : fs::directory_iterator(run_dir))
+          if (e.path().filename() != train::RunLock::kFile) fs::remove_all(e.path());
+      }
       fs::create_directories(run_dir);
+      if (!lock) lock.emplace(run_dir);
       io::write_text_file_atomically(run_dir + "/config.yaml", cfg.to_yaml());
     }
     std::signal(SIGINT, on_signal);
