@@ -147,8 +147,10 @@ sed -n '/^==== resume/,$p' "$log" > "$work/resume.log"
 
 # ---- c. evaluate (the same weights on the GPU and on the CPU, most valuable first; --fold 1: fold_1/best.h5 alone,
 # the model that made the run's fold-1 test predictions), d. predict (fold_1/best.h5) on the dataset file
-ev() { step "$1" "$2" "$3" "$build/tools/evaluate" --run "$run" --data "$data" --device "$4" -o "$run/$5" "${@:6}"; }
-pr() { step "$1" "$2" "$3" "$build/tools/predict" --weights "$run/fold_1/best.h5" --input "$data" --device "$4" -o "$work/$5"; }
+# --uncalibrated: compared with the run's own (uncalibrated, out-of-fold) predictions
+ev() { step "$1" "$2" "$3" "$build/tools/evaluate" --run "$run" --data "$data" --device "$4" -o "$run/$5" --uncalibrated "${@:6}"; }
+pr() { step "$1" "$2" "$3" "$build/tools/predict" --weights "$run/fold_1/best.h5" --input "$data" --device "$4" -o "$work/$5" \
+  --uncalibrated; }
 if [[ $device == cpu ]]; then
   ev evaluate_cpu 900 $((budget / 10)) cpu eval_cpu
   ev evaluate_fold1_cpu 600 $((budget / 20)) cpu eval_fold1_cpu --fold 1

@@ -20,6 +20,7 @@ REPORT_SECTIONS = {
     "paper_and_trivial_rule": "<h2>Beside the paper and a trivial rule</h2>",
     "roc": "<h2>ROC curves and confusion matrix</h2>",
     "confusion_matrix": "<b>Confusion matrix (pooled)</b>",
+    "calibration": "<h2>Calibration</h2>",
     "training_curves": "<h2>Training and validation</h2>",
     "gradcam": "<h2>Most confidently wrong lesions, with Grad-CAM</h2>",
     "configuration": "<h2>Configuration</h2>",
@@ -174,7 +175,7 @@ def main():
         pass
     rep = {k: v in html for k, v in REPORT_SECTIONS.items()}
     rep.update(bytes=len(html), charts=html.count('<svg class="chart"'), gradcam_images=html.count('src="data:image/png;base64,'),
-               misclassified=wrong, expected_gradcam_images=min(8, wrong), expected_charts=1 + folds)
+               misclassified=wrong, expected_gradcam_images=min(8, wrong), expected_charts=2 + folds)  # ROC, reliability, one training chart per fold
     rep["ok"] = (all(rep[k] for k in REPORT_SECTIONS) and rep["charts"] == rep["expected_charts"]
                  and rep["gradcam_images"] == rep["expected_gradcam_images"])
     res["report"] = rep

@@ -168,7 +168,11 @@ TEST_F(Tools, PredictMatchesTheModelOnNpyPngAndDatasets) {
   // A model file that records its training window (tools/train's best.h5): used without flags; a flag that
   // differs wins, with a warning.
   io::save_weights(model, cfg, path("w_usage.h5"), [](io::H5File& f) {
-    train::write_model_usage(f, train::ModelUsage{data::HuWindow{60.f, 300.f}, "metastasis", "r"});
+    train::ModelUsage u;
+    u.window = data::HuWindow{60.f, 300.f};
+    u.positive_class = "metastasis";
+    u.run = "r";
+    train::write_model_usage(f, u);
   });
   r = run("predict", "--weights " + path("w_usage.h5") + " --input " + path("d.h5") + " --device cpu");
   ASSERT_EQ(r.rc, 0) << r.err;
@@ -180,6 +184,30 @@ TEST_F(Tools, PredictMatchesTheModelOnNpyPngAndDatasets) {
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.err.find("warning: --window-level/--window-width (40, 300) differ from the window"), std::string::npos) << r.err;
   EXPECT_FALSE(train::read_model_usage(path("w.h5")).has_value());
+
+  // A model file with a calibration (tools/train's, when the temperature helped): probabilities are
+  // softmax(logits / T); --uncalibrated and --logits give the network's own.
+  {
+    train::ModelUsage u = *train::read_model_usage(path("w_usage.h5"));
+    u.temperature = 2.5;
+    u.calibration = "test";
+    train::rewrite_model_usage(path("w_usage.h5"), u);
+    EXPECT_EQ(train::read_model_usage(path("w_usage.h5"))->temperature, 2.5);
+  }
+  const Tensor logits60 = model(win60);
+  r = run("predict", "--weights " + path("w_usage.h5") + " --input " + path("d.h5") + " --device cpu");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("probabilities calibrated with temperature 2.5 (test)"), std::string::npos) << r.err;
+  rows = read_csv(r.out);
+  const std::vector<float> calibrated = kernels::softmax(kernels::scale(logits60, 1 / 2.5f)).to_vector<float>();
+  for (int i = 0; i < 2; ++i)
+    for (int k = 0; k < 2; ++k) EXPECT_NEAR(std::stod(rows[i + 1][k + 1]), calibrated[i * 2 + k], 1e-5) << i << " " << k;
+  r = run("predict", "--weights " + path("w_usage.h5") + " --input " + path("d.h5") + " --device cpu --uncalibrated");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NEAR(std::stod(read_csv(r.out)[2][1]), kernels::softmax(logits60).to_vector<float>()[2], 1e-5);
+  r = run("predict", "--weights " + path("w_usage.h5") + " --input " + path("d.h5") + " --device cpu --logits");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NEAR(std::stod(read_csv(r.out)[2][1]), logits60.to_vector<float>()[2], 1e-4);
 
   // Patches of another size with values far outside the window: resized in HU, then windowed, exactly
   // as training and tools/evaluate prepare them (data::make_input), not clipped first.

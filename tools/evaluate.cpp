@@ -1,9 +1,12 @@
 // tools/evaluate: applies a run's fold models to an external test set (their probabilities averaged, or
 // one chosen fold) and reports the same metrics as tools/train.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
 #include "models/weights.h"
+#include "train/calibration.h"
+#include "train/model_usage.h"
 #include "train/report.h"
 #include "tools/cli.h"
 #include "train/trainer.h"
@@ -11,15 +14,26 @@
 using namespace livernet;
 namespace fs = std::filesystem;
 
+namespace {
+std::string f3(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3f", v);
+  return b;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app("Evaluates a trained run on a held-out dataset: metrics.json and predictions.csv in OUTPUT.", "evaluate");
   std::string run, data, output, device = "auto";
   int fold = 0;
+  bool uncalibrated = false;
   app.add_option("--run,-r", run, "the run directory made by tools/train")->required();
   app.add_option("--data,-d", data, "test dataset .h5 or manifest .csv")->required();
   app.add_option("--fold", fold, "use only this fold's model (1-based); default: average all folds")->check(CLI::PositiveNumber);
   app.add_option("--output,-o", output, "where to write (default: RUN/evaluation_<data name>)");
   app.add_option("--device", device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  app.add_flag("--uncalibrated", uncalibrated, "the fold models' own probabilities, without the temperature their files "
+               "record (the expected calibration error of both is reported either way)");
   return tools::run(app, argc, argv, [&] {
     LN_CHECK(fs::is_directory(run), run, ": no such run directory");
     train::TrainConfig cfg = train::load_train_config(run + "/config.yaml");
@@ -38,7 +52,9 @@ int main(int argc, char** argv) {
     }
     std::vector<std::int64_t> all(static_cast<std::size_t>(test.size()));
     for (std::int64_t i = 0; i < test.size(); ++i) all[i] = i;
-    std::vector<std::vector<double>> avg;
+    // Each model's probabilities with its own temperature (as tools/predict gives them) and without.
+    std::vector<std::vector<double>> avg, avg_raw;
+    std::vector<double> temperatures;
     std::vector<std::string> class_names;
     for (int k : folds) {
       const std::string w = train::fold_dir(run, k) + "/best.h5";
@@ -50,22 +66,43 @@ int main(int argc, char** argv) {
       model->to(dev);
       cfg.model.input_size = model->config().input_size;
       const auto probs = train::predict_probs(*model, test, all, cfg, dev, cfg.batch_size);
-      if (avg.empty()) avg.assign(probs.size(), std::vector<double>(probs[0].size(), 0.0));
-      for (std::size_t i = 0; i < probs.size(); ++i)
-        for (std::size_t c = 0; c < probs[i].size(); ++c) avg[i][c] += probs[i][c] / static_cast<double>(folds.size());
+      const auto usage = train::read_model_usage(w);
+      temperatures.push_back(usage ? usage->temperature : 1.0);
+      if (avg.empty()) {
+        avg.assign(probs.size(), std::vector<double>(probs[0].size(), 0.0));
+        avg_raw = avg;
+      }
+      for (std::size_t i = 0; i < probs.size(); ++i) {
+        const std::vector<double> cal = train::apply_temperature(probs[i], temperatures.back());
+        for (std::size_t c = 0; c < probs[i].size(); ++c) {
+          avg[i][c] += cal[c] / static_cast<double>(folds.size());
+          avg_raw[i][c] += probs[i][c] / static_cast<double>(folds.size());
+        }
+      }
       std::fprintf(stderr, "evaluate: fold %d model applied to %lld lesions\n", k + 1, static_cast<long long>(test.size()));
     }
+    const bool calibrated = !uncalibrated && std::any_of(temperatures.begin(), temperatures.end(), [](double t) { return t != 1; });
+    const double ece_raw = train::expected_calibration_error(avg_raw, test.labels);
+    const double ece_cal = train::expected_calibration_error(avg, test.labels);
     const int positive = train::positive_class_index(cfg, test.class_names);
     train::FoldResult r;
     r.fold = fold ? fold - 1 : 0;
     r.test_indices = all;
-    r.test_probs = avg;
-    r.metrics = train::compute_metrics(avg, test.labels, positive);
+    r.test_probs = calibrated ? avg : avg_raw;
+    r.metrics = train::compute_metrics(r.test_probs, test.labels, positive);
     if (output.empty()) output = run + "/evaluation_" + fs::path(data).stem().string();
     fs::create_directories(output);
+    std::string temps;
+    for (double t : temperatures) temps += (temps.empty() ? "" : ", ") + f3(t);
+    const std::string cal_note =
+        str_cat("probabilities ", calibrated ? "calibrated" : "uncalibrated", " (fold temperatures ", temps,
+                uncalibrated ? "; --uncalibrated" : "", "); expected calibration error on this set: ", f3(ece_raw),
+                " uncalibrated, ", f3(ece_cal), " with the temperatures");
     train::write_results(output, test, {r}, r.metrics, positive,
-                         fold ? str_cat("fold ", fold, " model") : str_cat("average of ", folds.size(), " fold models"));
+                         str_cat(fold ? str_cat("fold ", fold, " model") : str_cat("average of ", folds.size(), " fold models"),
+                                 "; ", cal_note));
     std::printf("%s", train::metrics_table({}, r.metrics, train::per_source_metrics(test, {r}, positive)).c_str());
+    std::printf("%s\n", cal_note.c_str());
     train::ReportInputs rep;
     rep.run_dir = output;
     rep.title = str_cat("livernet evaluation of ", fs::path(run).filename().string(), " on ", fs::path(data).filename().string());

@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
                "predict");
   std::string weights, output = "-", device = "auto";
   std::vector<std::string> inputs;
-  bool logits = false, preprocess = false;
+  bool logits = false, preprocess = false, uncalibrated = false;
   std::string resize = "model";
   int batch = 16;
   data::HuWindow window;
@@ -141,7 +141,9 @@ int main(int argc, char** argv) {
                  "HU + offset); or a dataset .h5 (HU). Images are resized to the model's input size (--resize)")
       ->required();
   app.add_option("--output,-o", output, "CSV file ('-' = standard output)");
-  app.add_flag("--logits", logits, "write logits instead of probabilities");
+  app.add_flag("--logits", logits, "write logits instead of probabilities (the network's own: no temperature)");
+  app.add_flag("--uncalibrated", uncalibrated, "softmax of the logits as they are, without the temperature the model file "
+               "records (tools/train fits one on the run's out-of-fold predictions)");
   app.add_flag("--preprocess", preprocess, "treat .npy values as HU: apply the window and scale to [-1, 1]");
   app.add_option("--window-level", window.level, "HU window level (default: the one the model was trained with, when its "
                  "file records it, else 40)");
@@ -175,6 +177,20 @@ int main(int argc, char** argv) {
     } else if (app.count("--window-level") > 0 || app.count("--window-width") > 0) {
       window_from = "from the flags";
     }
+    // Probabilities are softmax(logits / T) with the temperature the file records (1: none).
+    double temperature = 1;
+    if (const auto usage = train::read_model_usage(weights); usage && !logits) {
+      if (uncalibrated) {
+        if (usage->temperature != 1)
+          std::fprintf(stderr, "predict: uncalibrated probabilities (--uncalibrated; the model records temperature %g)\n",
+                       usage->temperature);
+      } else {
+        temperature = usage->temperature;
+        if (temperature != 1)
+          std::fprintf(stderr, "predict: probabilities calibrated with temperature %g (%s)\n", temperature,
+                       usage->calibration.c_str());
+      }
+    }
     model->to(dev);
     model->eval();
     NoGradGuard ng;
@@ -198,7 +214,7 @@ int main(int argc, char** argv) {
       for (std::int64_t s = 0; s < x.size(0); s += batch) {
         const std::int64_t e = std::min<std::int64_t>(x.size(0), s + batch);
         Tensor out = (*model)(x.slice0(s, e).to(dev));
-        if (!logits) out = kernels::softmax(out);
+        if (!logits) out = kernels::softmax(temperature == 1 ? out : kernels::scale(out, static_cast<float>(1 / temperature)));
         const std::vector<float> v = out.to_vector<float>();
         for (std::int64_t i = s; i < e; ++i) {
           std::vector<std::string> row{b.ids[static_cast<std::size_t>(i)]};

@@ -142,6 +142,7 @@ int main(int argc, char** argv) {
       const train::RunSummary s = train::run_training(cfg, run_dir, progress, {}, std::move(dataset));
       progress.line("\n" + train::metrics_table(s.folds, s.pooled, train::per_source_metrics(s.data, s.folds, s.positive)));
       progress.line("paper (Perdigon Romero et al. 2019, 230 lesions / 63 patients): accuracy 0.96, F1 0.92");
+      progress.line(train::calibration_summary(s.calibration));
       train::ReportInputs r;
       r.run_dir = run_dir;
       r.title = "livernet cross-validation: " + fs::path(run_dir).filename().string();
@@ -150,6 +151,7 @@ int main(int argc, char** argv) {
       r.folds = s.folds;
       r.pooled = s.pooled;
       r.positive = s.positive;
+      r.calibration = &s.calibration;
       for (int k = 0; k < s.config.folds; ++k) r.fold_weights.push_back(train::fold_dir(run_dir, k) + "/best.h5");
       const std::string report = train::write_report(r);
       progress.line(str_cat("results: ", run_dir, "/metrics.json, ", run_dir, "/predictions.csv"));

@@ -1,6 +1,7 @@
 #include "train/model_usage.h"
 
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -18,8 +19,18 @@ void write_model_usage(io::H5File& f, const ModelUsage& u) {
                          {"window_width", u.window.width},
                          {"scale", "window clipped and mapped to [-1, 1]"},
                          {"positive_class", u.positive_class},
-                         {"run", u.run}};
+                         {"run", u.run},
+                         {"temperature", u.temperature},
+                         {"calibration", u.calibration.empty() ? std::string("none (temperature 1)") : u.calibration}};
   f.write_string_attr("/", kAttr, j.dump());
+}
+
+void rewrite_model_usage(const std::string& path, const ModelUsage& u) {
+  io::write_file_atomically(path, [&](const std::string& tmp) {
+    std::filesystem::copy_file(path, tmp, std::filesystem::copy_options::overwrite_existing);
+    io::H5File f = io::H5File::open(tmp, /*writable=*/true);
+    write_model_usage(f, u);
+  });
 }
 
 std::optional<ModelUsage> read_model_usage(const std::string& path) {
@@ -33,6 +44,9 @@ std::optional<ModelUsage> read_model_usage(const std::string& path) {
     u.window.width = j.at("window_width").get<float>();
     u.positive_class = j.value("positive_class", "");
     u.run = j.value("run", "");
+    u.temperature = j.value("temperature", 1.0);
+    u.calibration = j.value("calibration", "");
+    LN_CHECK(std::isfinite(u.temperature) && u.temperature > 0, "a temperature of ", u.temperature);
     LN_CHECK(std::isfinite(u.window.level) && std::isfinite(u.window.width) && u.window.width > 0, "a window of width ",
              u.window.width);
   } catch (const std::exception& e) {

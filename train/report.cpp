@@ -364,6 +364,36 @@ std::string write_report(const ReportInputs& in) {
   }
   h << "</div>";
 
+  // ---- calibration ----
+  if (in.calibration && in.calibration->n > 0) {
+    const Calibration& c = *in.calibration;
+    h << "<h2>Calibration</h2><p>Reliability diagram of the " << c.n << " out-of-fold predictions: the fraction "
+      << "predicted right against the mean confidence (the top class's probability) in " << c.bins
+      << " equal-width bins; a calibrated model lies on the diagonal. Temperature scaling (probabilities = "
+      << "softmax(logits / T)) fitted on them gives T = " << num(c.fitted) << ", "
+      << (c.applied ? "which every fold's <code>best.h5</code> records and <code>tools/predict</code> applies"
+                    : "<b>not applied</b> (the fold models keep T = 1): it did not lower the log loss of folds it was "
+                      "not fitted on")
+      << ". Expected calibration error "
+      << num(c.ece_before) << " before, " << num(c.ece_after) << " after; log loss " << num(c.nll_before) << " before, "
+      << num(c.nll_after) << " after (after: each fold's predictions scaled by the temperature fitted on the other "
+      << "folds, T = ";
+    for (std::size_t k = 0; k < c.fold_temperatures.size(); ++k) h << (k ? ", " : "") << num(c.fold_temperatures[k]);
+    h << ").</p><div class=\"charts\">";
+    auto points = [](const std::vector<ReliabilityBin>& bins) {
+      std::vector<std::pair<double, double>> pts;
+      for (const ReliabilityBin& b : bins)
+        if (b.n > 0) pts.emplace_back(b.confidence, b.accuracy);
+      return pts;
+    };
+    h << line_chart("Reliability (out of fold)", "mean confidence", "fraction right",
+                    {{str_cat("before (ECE ", num(c.ece_before), ")"), points(c.before), "#000", false, 2.0},
+                     {str_cat("after, T ", num(c.fitted), " (ECE ", num(c.ece_after), ")"), points(c.after), kColors[0],
+                      false, 2.0}},
+                    0, 1, 0, 1, true);
+    h << "</div>";
+  }
+
   // ---- training curves ----
   if (in.training_curves) {
     h << "<h2>Training and validation</h2><div class=\"charts\">";

@@ -34,6 +34,7 @@ struct ReportInputs {
   bool training_curves = true;   // read fold_K/history.csv
   int gallery = 8;               // most confidently wrong lesions shown (0 = none)
   std::vector<std::string> fold_weights;  // best.h5 per fold, for Grad-CAM
+  const Calibration* calibration = nullptr;  // the run's: a reliability diagram before and after
 };
 
 // Writes run_dir/report.html atomically and returns its path.

@@ -463,8 +463,11 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
       st.best_epoch = e;
       st.bad_epochs = 0;
       io::save_weights(model, model.config(), best_path, [&](io::H5File& f) {
-        write_model_usage(f, ModelUsage{cfg.window, data.class_names[static_cast<std::size_t>(positive)],
-                                        fs::path(run_dir).filename().string()});
+        ModelUsage u;
+        u.window = cfg.window;
+        u.positive_class = data.class_names[static_cast<std::size_t>(positive)];
+        u.run = fs::path(run_dir).filename().string();
+        write_model_usage(f, u);  // uncalibrated until the run has its out-of-fold predictions
       });
     } else {
       ++st.bad_epochs;
@@ -584,8 +587,19 @@ std::string metrics_table(const std::vector<FoldResult>& folds, const Metrics& p
   return s;
 }
 
+std::string calibration_summary(const Calibration& c) {
+  const std::string measured = str_cat("expected calibration error ", fmt(c.ece_before, 3), " -> ", fmt(c.ece_after, 3),
+                                       ", log loss ", fmt(c.nll_before, 3), " -> ", fmt(c.nll_after, 3),
+                                       " with each fold scaled by the temperature of the other folds");
+  if (c.applied)
+    return str_cat("calibration: temperature ", fmt(c.fitted, 3), " (fitted on ", c.n, " out-of-fold predictions; ",
+                   measured, "); the fold models apply it");
+  return str_cat("calibration: none applied: the temperature fitted on ", c.n, " out-of-fold predictions (",
+                 fmt(c.fitted, 3), ") did not carry over to unseen folds (", measured, ")");
+}
+
 void write_results(const std::string& dir, const data::Dataset& d, const std::vector<FoldResult>& folds,
-                   const Metrics& pooled, int positive, const std::string& extra) {
+                   const Metrics& pooled, int positive, const std::string& extra, const Calibration* cal) {
   json j;
   j["classes"] = d.class_names;
   j["positive_class"] = d.class_names[positive];
@@ -619,6 +633,22 @@ void write_results(const std::string& dir, const data::Dataset& d, const std::ve
     j["per_source"][name] = sj;
   }
   if (!extra.empty()) j["note"] = extra;
+  if (cal) {
+    auto finite_or_null = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+    j["calibration"] = {{"method", "temperature scaling, fitted on the out-of-fold predictions (minimum log loss); "
+                                   "applied when the cross-fitted log loss falls"},
+                        {"temperature", cal->temperature},
+                        {"fitted_temperature", cal->fitted},
+                        {"applied", cal->applied},
+                        {"fold_temperatures", cal->fold_temperatures},
+                        {"n", cal->n},
+                        {"bins", cal->bins},
+                        {"ece_before", finite_or_null(cal->ece_before)},
+                        {"ece_after", finite_or_null(cal->ece_after)},
+                        {"nll_before", finite_or_null(cal->nll_before)},
+                        {"nll_after", finite_or_null(cal->nll_after)},
+                        {"after", "each fold's predictions scaled by the temperature fitted on the other folds"}};
+  }
   io::write_text_file_atomically(dir + "/metrics.json", j.dump(2) + "\n");
   std::vector<std::vector<std::string>> rows;
   const bool sources = !d.sources.empty();
@@ -735,7 +765,25 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
       all_labels.push_back(data.labels[f.test_indices[i]]);
     }
   summary.pooled = compute_metrics(all_probs, all_labels, positive);
-  write_results(run_dir, data, summary.folds, summary.pooled, positive);
+  summary.calibration = calibrate(summary.folds, data.labels);
+  write_results(run_dir, data, summary.folds, summary.pooled, positive, "", &summary.calibration);
+  // Every fold model carries the temperature (a resumed run that rewrote nothing finds it there already).
+  const Calibration& cal = summary.calibration;
+  const std::string note =
+      cal.applied ? str_cat("temperature scaling fitted on the ", cal.n, " out-of-fold predictions of run ",
+                            fs::path(run_dir).filename().string(), " (expected calibration error ", fmt(cal.ece_before, 3),
+                            " -> ", fmt(cal.ece_after, 3), ", cross-fitted)")
+                  : str_cat("none: the temperature fitted on the out-of-fold predictions of run ",
+                            fs::path(run_dir).filename().string(), " did not lower the cross-fitted log loss");
+  for (int k = 0; k < cfg.folds; ++k) {
+    const std::string best = fold_dir(run_dir, k) + "/best.h5";
+    if (!fs::exists(best)) continue;
+    std::optional<ModelUsage> u = read_model_usage(best);
+    if (!u || (u->temperature == summary.calibration.temperature && u->calibration == note)) continue;
+    u->temperature = summary.calibration.temperature;
+    u->calibration = note;
+    rewrite_model_usage(best, *u);
+  }
   summary.data = std::move(data);
   summary.config = cfg;
   summary.positive = positive;

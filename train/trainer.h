@@ -15,6 +15,7 @@
 #include "data/dataset.h"
 #include "models/inception_v3.h"
 #include "models/weights.h"
+#include "train/calibration.h"
 #include "train/cv.h"
 #include "train/metrics.h"
 #include "train/progress.h"
@@ -42,6 +43,7 @@ struct FoldResult {
 struct RunSummary {
   std::vector<FoldResult> folds;
   Metrics pooled;
+  Calibration calibration;  // of the out-of-fold predictions; its temperature is in every fold's best.h5
   std::string run_dir;
   data::Dataset data;     // as loaded
   TrainConfig config;   // resolved (class names filled in)
@@ -87,9 +89,14 @@ std::vector<std::vector<double>> predict_probs(LesionClassifier& model, const da
                                                const std::vector<std::int64_t>& indices, const TrainConfig& cfg,
                                                Device device, int batch);
 
-// Writes metrics.json and predictions.csv for a finished run (also used by tools/evaluate).
+// Writes metrics.json and predictions.csv for a finished run (also used by tools/evaluate); with
+// `calibration`, metrics.json says how it went ("calibration"). predictions.csv holds the network's own
+// (uncalibrated) probabilities.
 void write_results(const std::string& dir, const data::Dataset& d, const std::vector<FoldResult>& folds,
-                   const Metrics& pooled, int positive, const std::string& extra_json_key = "");
+                   const Metrics& pooled, int positive, const std::string& extra_json_key = "",
+                   const Calibration* calibration = nullptr);
+// One line: the temperature and what it did to the expected calibration error and the log-likelihood.
+std::string calibration_summary(const Calibration& c);
 // Out-of-fold metrics per source (data::source_name of each sample's `sources` entry), in order of first
 // appearance; empty when the dataset records no sources. What a source cannot define is NaN (null in
 // metrics.json): specificity without lesions of the other classes, recall without positives, AUC without both.
