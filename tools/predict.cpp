@@ -14,7 +14,7 @@
 #include "models/weights.h"
 #include "kernels/nn.h"
 #include "tools/cli.h"
-#include "train/model_usage.h"
+#include "train/classifier.h"
 
 using namespace livernet;
 
@@ -157,74 +157,54 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"model", "none"}));
   return tools::run(app, argc, argv, [&] {
-    const Device dev = resolve_device(device);
-    auto model = io::load_model(weights);
-    const ModelConfig& cfg = model->config();
-    LN_CHECK(cfg.num_classes > 0, weights, ": the model has no classifier (a backbone-only file)");
+    train::Classifier clf(weights, resolve_device(device));
+    const ModelConfig& cfg = clf.config();
     // The HU window the model was trained with, when its file records it (tools/train's best.h5); the
     // flags still override it, with a warning.
     std::string window_from = "the default; the model file records none";
-    if (const auto usage = train::read_model_usage(weights)) {
+    const bool level_given = app.count("--window-level") > 0, width_given = app.count("--window-width") > 0;
+    if (const auto& usage = clf.usage()) {
       window_from = "as the model was trained";
-      const bool level_given = app.count("--window-level") > 0, width_given = app.count("--window-width") > 0;
-      if (!level_given) window.level = usage->window.level;
-      if (!width_given) window.width = usage->window.width;
-      if (window.level != usage->window.level || window.width != usage->window.width) {
+      if (level_given) clf.window.level = window.level;
+      if (width_given) clf.window.width = window.width;
+      if (clf.window.level != usage->window.level || clf.window.width != usage->window.width) {
         window_from = str_cat("from the flags; the model was trained with level ", usage->window.level, " width ", usage->window.width);
         std::fprintf(stderr, "predict: warning: --window-level/--window-width (%g, %g) differ from the window %s was trained "
-                     "with (%g, %g)\n", window.level, window.width, weights.c_str(), usage->window.level, usage->window.width);
+                     "with (%g, %g)\n", clf.window.level, clf.window.width, weights.c_str(), usage->window.level,
+                     usage->window.width);
       }
-    } else if (app.count("--window-level") > 0 || app.count("--window-width") > 0) {
+    } else if (level_given || width_given) {
+      clf.window = window;
       window_from = "from the flags";
     }
     // Probabilities are softmax(logits / T) with the temperature the file records (1: none).
-    double temperature = 1;
-    if (const auto usage = train::read_model_usage(weights); usage && !logits) {
-      if (uncalibrated) {
-        if (usage->temperature != 1)
-          std::fprintf(stderr, "predict: uncalibrated probabilities (--uncalibrated; the model records temperature %g)\n",
-                       usage->temperature);
-      } else {
-        temperature = usage->temperature;
-        if (temperature != 1)
-          std::fprintf(stderr, "predict: probabilities calibrated with temperature %g (%s)\n", temperature,
-                       usage->calibration.c_str());
-      }
+    if (clf.temperature != 1 && !logits) {
+      if (uncalibrated)
+        std::fprintf(stderr, "predict: uncalibrated probabilities (--uncalibrated; the model records temperature %g)\n",
+                     clf.temperature);
+      else
+        std::fprintf(stderr, "predict: probabilities calibrated with temperature %g (%s)\n", clf.temperature,
+                     clf.usage()->calibration.c_str());
     }
-    model->to(dev);
-    model->eval();
-    NoGradGuard ng;
+    if (uncalibrated) clf.temperature = 1;
     std::vector<std::vector<std::string>> rows;
     std::vector<std::string> header{"id"};
-    for (int k = 0; k < cfg.num_classes; ++k) {
-      const std::string name = k < static_cast<int>(cfg.class_names.size()) ? cfg.class_names[k] : str_cat("class", k);
-      header.push_back((logits ? "logit_" : "prob_") + name);
-    }
+    for (const std::string& name : clf.class_names()) header.push_back((logits ? "logit_" : "prob_") + name);
     rows.push_back(header);
     for (const std::string& in : inputs) {
       Batch b = load(in, preprocess, png_offset);
-      const std::string applied = plan(in, b, cfg, resize, window, window_from);
-      Tensor x = b.images;
-      // Resized in HU, then windowed: the order of training's data::make_input (clipping first moved the
-      // pixels next to values outside the window, and probabilities by up to 0.03 at 299x299).
-      if (resize == "model" && cfg.input_size > 0 && (x.size(1) != cfg.input_size || x.size(2) != cfg.input_size))
-        x = data::resize_bilinear(x, cfg.input_size, cfg.input_size);
-      if (b.hu) x = data::apply_window(x, window);
+      const std::string applied = plan(in, b, cfg, resize, clf.window, window_from);
       std::fprintf(stderr, "predict: %s: %s\n", in.c_str(), applied.c_str());
-      for (std::int64_t s = 0; s < x.size(0); s += batch) {
-        const std::int64_t e = std::min<std::int64_t>(x.size(0), s + batch);
-        Tensor out = (*model)(x.slice0(s, e).to(dev));
-        if (!logits) out = kernels::softmax(temperature == 1 ? out : kernels::scale(out, static_cast<float>(1 / temperature)));
-        const std::vector<float> v = out.to_vector<float>();
-        for (std::int64_t i = s; i < e; ++i) {
-          std::vector<std::string> row{b.ids[static_cast<std::size_t>(i)]};
-          for (int k = 0; k < cfg.num_classes; ++k) {
-            char buf[32];
-            std::snprintf(buf, sizeof buf, "%.6g", v[static_cast<std::size_t>((i - s) * cfg.num_classes + k)]);
-            row.push_back(buf);
-          }
-          rows.push_back(row);
+      const Tensor out = clf.run(clf.prepare(b.images, b.hu, resize == "model"), !logits, batch);
+      const float* v = out.data<float>();
+      for (std::int64_t i = 0; i < out.size(0); ++i) {
+        std::vector<std::string> row{b.ids[static_cast<std::size_t>(i)]};
+        for (int k = 0; k < cfg.num_classes; ++k) {
+          char buf[32];
+          std::snprintf(buf, sizeof buf, "%.6g", v[i * cfg.num_classes + k]);
+          row.push_back(buf);
         }
+        rows.push_back(row);
       }
     }
     io::write_csv(output, rows);

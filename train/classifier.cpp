@@ -1,0 +1,69 @@
+#include "train/classifier.h"
+
+#include <algorithm>
+
+#include "autograd/autograd.h"
+#include "kernels/nn.h"
+#include "kernels/tensor_ops.h"
+#include "models/weights.h"
+
+namespace livernet::train {
+
+Classifier::Classifier(const std::string& path, Device device) : path_(path), device_(device) {
+  model_ = io::load_model(path);
+  LN_CHECK(model_->config().num_classes > 0, path, ": the model has no classifier (a backbone-only file)");
+  usage_ = read_model_usage(path);
+  if (usage_) {
+    window = usage_->window;
+    temperature = usage_->temperature;
+  }
+  model_->to(device);
+  model_->eval();
+}
+
+const ModelConfig& Classifier::config() const { return model_->config(); }
+
+std::vector<std::string> Classifier::class_names() const {
+  const ModelConfig& c = config();
+  std::vector<std::string> out;
+  for (int k = 0; k < c.num_classes; ++k)
+    out.push_back(k < static_cast<int>(c.class_names.size()) ? c.class_names[k] : str_cat("class", k));
+  return out;
+}
+
+Tensor Classifier::prepare(const Tensor& images, bool hu, bool resize) const {
+  Tensor x = images;
+  const std::int64_t s = config().input_size;
+  // Resized in HU, then windowed: the order of training's data::make_input.
+  if (resize && s > 0 && (x.size(1) != s || x.size(2) != s)) x = data::resize_bilinear(x, s, s);
+  if (hu) x = data::apply_window(x, window);
+  return x;
+}
+
+Tensor Classifier::run(const Tensor& input, bool probabilities, int batch) {
+  LN_CHECK(input.dim() == 4, "a model input must be [N, H, W, C], got ", input.shape().str());
+  LN_CHECK(batch >= 1, "batch must be at least 1");
+  LN_CHECK(temperature > 0, "temperature must be positive, got ", temperature);
+  NoGradGuard no_tape;
+  const std::int64_t n = input.size(0), K = config().num_classes;
+  Tensor out = Tensor::empty(Shape{n, K});
+  for (std::int64_t s = 0; s < n; s += batch) {
+    const std::int64_t e = std::min<std::int64_t>(n, s + batch);
+    Tensor y = (*model_)(input.slice0(s, e).to(device_));
+    if (probabilities) y = kernels::softmax(temperature == 1 ? y : kernels::scale(y, static_cast<float>(1 / temperature)));
+    y = to_dtype(y, DType::f32).to(Device::cpu());
+    std::copy_n(y.data<float>(), (e - s) * K, out.data<float>() + s * K);
+  }
+  return out;
+}
+
+Tensor Classifier::classify_hu(const Tensor& hu, int batch) {
+  Tensor x = hu.dim() == 3 ? hu.reshape({hu.size(0), hu.size(1), hu.size(2), 1}) : hu;
+  LN_CHECK(x.dim() == 4 && x.size(3) == 1, "patches in HU must be [N, H, W] or [N, H, W, 1], got ", hu.shape().str());
+  LN_CHECK(x.size(1) == x.size(2), "patches must be square (the model was trained on square patches resized to ",
+           config().input_size, "), got ", x.size(1), "x", x.size(2));
+  LN_CHECK(x.size(1) >= 16, "patches of ", x.size(1), "x", x.size(2), " are too small to be lesion patches (at least 16x16)");
+  return run(prepare(x, /*hu=*/true, /*resize=*/true), /*probabilities=*/true, batch);
+}
+
+}  // namespace livernet::train

@@ -1,0 +1,48 @@
+// A trained model ready to classify CT patches as it was trained: what tools/predict, the C API
+// (capi/livernet.h) and any other front end use, so they cannot drift apart. From the model file it takes
+// the architecture, classes and input size (`model`), and the HU window and temperature (`usage`, when
+// tools/train wrote it); a caller may override the window and switch the calibration off.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "data/preprocess.h"
+#include "models/inception_v3.h"
+#include "train/model_usage.h"
+
+namespace livernet::train {
+
+class Classifier {
+ public:
+  // Loads `path` onto `device` in eval mode; throws Error naming the file when it cannot be used (no classifier head).
+  Classifier(const std::string& path, Device device);
+
+  const ModelConfig& config() const;
+  const std::string& path() const { return path_; }
+  const std::optional<ModelUsage>& usage() const { return usage_; }
+  // The class names, "class<k>" where the file has none.
+  std::vector<std::string> class_names() const;
+
+  data::HuWindow window;    // the file's (else the default 40 / 400)
+  double temperature = 1;   // the file's (else 1): probabilities are softmax(logits / temperature)
+
+  // Model input from images [N, H, W, C]: resized to the input size when `resize` (bilinear, in HU), then
+  // when `hu` windowed and scaled to [-1, 1] (else taken as already scaled), as training prepared its patches.
+  Tensor prepare(const Tensor& images, bool hu, bool resize) const;
+  // Logits, or softmax(logits / temperature), [N, K] on the host, `batch` images per forward pass.
+  Tensor run(const Tensor& input, bool probabilities, int batch = 16);
+  // prepare + run for square patches in HU: [N, H, W] or [N, H, W, 1]; probabilities [N, K].
+  Tensor classify_hu(const Tensor& hu, int batch = 16);
+
+ private:
+  std::string path_;
+  Device device_;
+  std::unique_ptr<LesionClassifier> model_;
+  std::optional<ModelUsage> usage_;
+};
+
+}  // namespace livernet::train
