@@ -27,9 +27,17 @@ std::string unquote(std::string s) {
 }
 }  // namespace
 
-void ClassMap::compile(const std::string& where) {
+ClassMap ClassMap::single(const std::string& pattern, const std::string& name, const std::string& where) {
+  ClassMap m;
+  m.classes = {name};
+  m.rules = {{pattern, 0}};
+  m.compile(where, 1);
+  return m;
+}
+
+void ClassMap::compile(const std::string& where, std::size_t min_classes) {
   LN_CHECK(!classes.empty(), where, ": the class map names no class");
-  LN_CHECK(classes.size() >= 2, where, ": the class map names one class ('", printable(classes[0]),
+  LN_CHECK(classes.size() >= min_classes, where, ": the class map names one class ('", printable(classes[0]),
            "'); a classifier needs at least two");
   compiled_.clear();
   // libstdc++'s default (backtracking) matcher takes exponential time on patterns such as "a***" or "(.*)*x"

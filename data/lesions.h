@@ -30,11 +30,14 @@ struct ClassMap {
   static ClassMap load(const std::string& path);
   static ClassMap parse_yaml(const std::string& text, const std::string& where);
   static ClassMap parse_csv(const std::string& text, const std::string& where);
+  // One class, `name`, of the structures `pattern` matches: which structures are lesions (tools/predict --ct),
+  // not a map to train on (those need two classes).
+  static ClassMap single(const std::string& pattern, const std::string& name, const std::string& where);
   int match(const std::string& structure) const;  // class index, or -1
 
  private:
   std::vector<std::regex> compiled_;
-  void compile(const std::string& where);
+  void compile(const std::string& where, std::size_t min_classes = 2);
 };
 
 struct ExtractOptions {

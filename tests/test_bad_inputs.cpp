@@ -796,6 +796,25 @@ std::vector<Case> cases() {
   t.push_back({"DicomNonFinite", all({ircadb, [](const Dir& d) {
                  dicom_set(victim_slice(only_patient(d("in"))), DCM_RescaleSlope, "NaN");
                }}), "extract_lesions", kExtractIrcadb, {"invalid RescaleSlope/RescaleIntercept"}, "slice_x", extract_outputs});
+  // ---- predict --ct: a CT volume and its mask -------------------------------------------------------------
+  const std::function<void(const Dir&)> one_volume = [](const Dir& d) {
+    const fs::path p = only_patient(volumes("nifti"));
+    fs::copy(p / "ct.nii.gz", d("ct.nii.gz"));
+    fs::copy(p / "labels.nii.gz", d("labels.nii.gz"));
+  };
+  const std::string kPredictCt = "--weights {w} --device cpu -o {d}/out.csv --ct {d}/ct.nii.gz ";
+  t.push_back({"PredictCtMaskGridDiffers", all({one_volume, [](const Dir& d) {
+                 io::LabelVolume l = io::read_nifti_labels(d("labels.nii.gz"));
+                 l.grid.origin[2] += 5;
+                 io::NiftiWriteOptions o;
+                 o.datatype = "uint8";
+                 io::write_nifti(d("labels.nii.gz"), l, o);
+               }}), "predict", kPredictCt + "--mask {d}/labels.nii.gz --lesions 2", {"label map and volume grids differ"},
+               "labels.nii.gz", {"out.csv"}});
+  t.push_back({"PredictCtWithoutMask", one_volume, "predict", kPredictCt, {"--ct needs --mask"}, "--mask", {"out.csv"}});
+  t.push_back({"PredictCtNoLesionStructure", one_volume, "predict", kPredictCt + "--mask {d}/labels.nii.gz --lesions 7",
+               {"no structure matches --lesions '7'"}, "labels.nii.gz", {"out.csv"}});
+
   t.push_back({"ClassMapOneClass", all({nifti, [](const Dir& d) { spit(d("classes.yaml"), "cyst: ['3']\n"); }}),
                "extract_lesions", kExtractNifti, {"the class map names one class"}, "classes.yaml", extract_outputs});
   t.push_back({"ClassMapBadPattern", all({nifti, [](const Dir& d) { spit(d("classes.yaml"), "cyst: ['(3']\nmetastasis: ['2']\n"); }}),

@@ -20,6 +20,8 @@
 #include "data/lesions.h"
 #include "data/phantom_volumes.h"
 #include "data/pseudonym.h"
+#include "layers/init.h"
+#include "models/weights.h"
 
 using namespace livernet;
 using namespace livernet::data;
@@ -505,4 +507,71 @@ TEST(Pseudonym, PathRedactorReplacesPathsUnderTheRoot) {
   EXPECT_EQ(r.id("Gagnon_2"), g);
   const std::string once = r("/data/in/Gagnon_2/PATIENT_DICOM/image_3: truncated; /data/in/imagesTr/liver_3.nii.gz: bad");
   EXPECT_EQ(r(once), once);
+}
+
+// tools/predict --ct: a CT volume and its lesion mask in each layout give one row per lesion whose
+// probabilities are those of the same lesion's patch from tools/extract_lesions run through tools/predict,
+// whose centroid maps back to the CT's own voxel indices, and which holds no identifier.
+TEST(ExtractLesions, PredictOnACtVolumeClassifiesEveryLesionAsItsPatch) {
+  const ModelConfig cfg = livernet::testing::two_class_config(75);
+  init::set_seed(3);
+  LesionClassifier model(cfg);
+  for (const std::string layout : {"nifti", "ircadb", "dicom-seg"}) {
+    SCOPED_TRACE(layout);
+    TempDir dir;
+    io::save_weights(model, cfg, dir.str("w.h5"));
+    const auto truth = write_phantom_volumes(small_phantoms(layout, 2), dir.str("data"));
+    std::ofstream(dir / "classes.yaml") << "cyst: ['3', 'liver ?kyste?\\d*', 'livercyst\\d*', 'cyst_\\d+']\n"
+                                           "metastasis: ['2', 'livertumou?r\\d*', 'tumor_\\d+']\n";
+    ToolRun r = run_tool(dir, "extract_lesions", "--input " + dir.str("data") + " --layout " + layout + " --classes " +
+                                                     dir.str("classes.yaml") + " --size 32 --id-key " + dir.str("id.key") +
+                                                     " --output " + dir.str("a.h5"));
+    ASSERT_EQ(r.rc, 0) << r.err << r.out;
+    r = run_tool(dir, "predict", "-w " + dir.str("w.h5") + " -i " + dir.str("a.h5") + " --device cpu");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    std::map<std::string, std::vector<std::string>> by_lesion;  // lesion id -> probabilities
+    for (const auto& row : livernet::testing::read_csv_text(r.out)) by_lesion[row[0]] = {row[1], row[2]};
+    const auto lesions = livernet::testing::read_csv_text(slurp(dir.str("a_lesions.csv")));
+    const fs::path p = fs::path(dir.str("data")) / truth[0].folder;
+    const std::string ct = layout == "nifti" ? (p / "ct.nii.gz").string() : layout == "ircadb" ? (p / "PATIENT_DICOM").string()
+                                                                                                 : (p / "CT").string();
+    const std::string mask = layout == "nifti" ? (p / "labels.nii.gz").string()
+                             : layout == "ircadb" ? (p / "MASKS_DICOM").string() : (p / "SEG" / "1-1.dcm").string();
+    // Without --lesions a mask that also outlines the liver is refused with the structures it holds.
+    r = run_tool(dir, "predict", "-w " + dir.str("w.h5") + " --ct " + ct + " --mask " + mask + " --device cpu");
+    EXPECT_EQ(r.rc, 1);
+    EXPECT_NE(r.err.find("holds several structures"), std::string::npos) << r.err;
+    r = run_tool(dir, "predict", "-w " + dir.str("w.h5") + " --ct " + ct + " --mask " + mask +
+                                     " --lesions '2|3|liver ?kyste?\\d*|livertumou?r\\d*|tumor_\\d+|cyst_\\d+' --patch-size 32 "
+                                     "--device cpu -o " + dir.str("ct.csv"));
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const auto rows = livernet::testing::read_csv_text(slurp(dir.str("ct.csv")));
+    ASSERT_GE(rows.size(), 2u);
+    EXPECT_EQ(rows[0][0], "lesion");
+    EXPECT_EQ(rows[0][1], "voxel_i");
+    EXPECT_EQ(rows[0][10], "prob_cyst");
+    EXPECT_EQ(rows.size() - 1, truth[0].lesions.size()) << slurp(dir.str("ct.csv"));
+    const io::Grid grid = layout == "nifti" ? io::read_nifti_volume(ct).grid : io::read_dicom_series(ct).grid;
+    for (std::size_t i = 1; i < rows.size(); ++i) {
+      const double x = std::stod(rows[i][4]), y = std::stod(rows[i][5]), z = std::stod(rows[i][6]);
+      // The same lesion in extract_lesions' table: the one with this centroid.
+      std::string id;
+      for (std::size_t j = 1; j < lesions.size(); ++j)
+        if (std::fabs(std::stod(lesions[j][13]) - x) < 0.06 && std::fabs(std::stod(lesions[j][14]) - y) < 0.06 &&
+            std::fabs(std::stod(lesions[j][15]) - z) < 0.06)
+          id = lesions[j][1];
+      ASSERT_FALSE(id.empty()) << "no extracted lesion at " << x << " " << y << " " << z;
+      EXPECT_NEAR(std::stod(rows[i][10]), std::stod(by_lesion.at(id)[0]), 1e-5) << id;
+      EXPECT_NEAR(std::stod(rows[i][11]), std::stod(by_lesion.at(id)[1]), 1e-5) << id;
+      const io::Vec3 lps = grid.to_lps(std::stod(rows[i][1]), std::stod(rows[i][2]), std::stod(rows[i][3]));
+      EXPECT_NEAR(lps[0], x, 0.5);
+      EXPECT_NEAR(lps[1], y, 0.5);
+      EXPECT_NEAR(lps[2], z, 1.0);
+    }
+    const std::string out = slurp(dir.str("ct.csv"));
+    for (const std::string& id : {truth[0].patient_name, truth[0].patient_id, truth[0].folder, truth[0].birth_date})
+      if (!id.empty()) {
+        EXPECT_EQ(out.find(id), std::string::npos) << "'" << id << "' leaked";
+      }
+  }
 }

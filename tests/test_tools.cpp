@@ -53,19 +53,7 @@ class Tools : public ::testing::Test {
 // Number of lines in a string (a one-line error ends with exactly one newline).
 int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
-std::vector<std::vector<std::string>> read_csv(const std::string& text) {
-  std::vector<std::vector<std::string>> rows;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<std::string> row;
-    std::stringstream ls(line);
-    std::string cell;
-    while (std::getline(ls, cell, ',')) row.push_back(cell);
-    rows.push_back(row);
-  }
-  return rows;
-}
+std::vector<std::vector<std::string>> read_csv(const std::string& text) { return livernet::testing::read_csv_text(text); }
 
 }  // namespace
 
@@ -91,11 +79,7 @@ TEST_F(Tools, ConvertWeightsReportsBadInputOnOneLine) {
 }
 
 TEST_F(Tools, PredictMatchesTheModelOnNpyPngAndDatasets) {
-  ModelConfig cfg;
-  cfg.head_hidden = {8};
-  cfg.num_classes = 2;
-  cfg.class_names = {"cyst", "metastasis"};
-  cfg.input_size = 80;
+  const ModelConfig cfg = livernet::testing::two_class_config(80);
   init::set_seed(4);
   LesionClassifier model(cfg);
   model.eval();

@@ -10,12 +10,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/device.h"
 #include "core/error.h"
 #include "core/tensor.h"
+#include "models/config.h"
 
 namespace livernet::testing {
 
@@ -81,6 +83,31 @@ class TempDir {
 inline std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// A small two-class model configuration (cyst, metastasis; one hidden layer of 8) for tools tests.
+inline ModelConfig two_class_config(int input_size) {
+  ModelConfig cfg;
+  cfg.head_hidden = {8};
+  cfg.num_classes = 2;
+  cfg.class_names = {"cyst", "metastasis"};
+  cfg.input_size = input_size;
+  return cfg;
+}
+
+// The rows of a CSV text whose cells hold no comma (what the tools write for ids and numbers).
+inline std::vector<std::vector<std::string>> read_csv_text(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> row;
+    std::stringstream ls(line);
+    std::string cell;
+    while (std::getline(ls, cell, ',')) row.push_back(cell);
+    rows.push_back(row);
+  }
+  return rows;
 }
 
 // The message of the livernet::Error that fn throws, or "(no error)".

@@ -14,6 +14,7 @@
 #include "models/weights.h"
 #include "kernels/nn.h"
 #include "tools/cli.h"
+#include "data/lesions.h"
 #include "train/classifier.h"
 
 using namespace livernet;
@@ -122,6 +123,101 @@ std::string plan(const std::string& path, const Batch& b, const ModelConfig& cfg
   return what;
 }
 
+// --ct / --mask: where the CT and its lesion mask are, in the layouts data::load_patient reads.
+data::PatientSource ct_source(const std::string& ct, const std::string& mask, std::string* layout) {
+  namespace fs = std::filesystem;
+  LN_CHECK(fs::exists(ct), ct, ": no such file or folder");
+  LN_CHECK(fs::exists(mask), mask, ": no such file or folder");
+  data::PatientSource src;
+  src.name = "ct";
+  src.ct = ct;
+  const std::string ext = extension(ct);
+  if (fs::is_regular_file(ct) && (ext == ".nii" || ext == ".gz")) {
+    LN_CHECK(fs::is_regular_file(mask), mask, ": with a NIfTI volume the mask must be a NIfTI label map");
+    *layout = "nifti";
+    src.masks = {mask};
+    return src;
+  }
+  LN_CHECK(fs::is_directory(ct), ct, ": expected a DICOM series folder or a NIfTI file (.nii, .nii.gz)");
+  if (fs::is_regular_file(mask)) {  // a DICOM-SEG
+    *layout = "dicom-seg";
+    src.masks = {mask};
+    return src;
+  }
+  // A binary mask series (3D-IRCADb style), or a folder of them, one per structure.
+  *layout = "ircadb";
+  for (const auto& e : fs::directory_iterator(mask))
+    if (e.is_directory()) src.masks.push_back(e.path().string());
+  std::sort(src.masks.begin(), src.masks.end());
+  if (src.masks.empty()) src.masks.push_back(mask);
+  return src;
+}
+
+// tools/predict --ct: every lesion of the mask, extracted as tools/extract_lesions does, classified; one
+// row per lesion with its centroid in the CT's own voxel indices and in patient coordinates.
+int predict_ct(train::Classifier& clf, const std::string& ct, const std::string& mask, const std::string& lesions,
+               bool lesions_given, const data::ExtractOptions& o, const std::string& output, int batch) {
+  const data::ClassMap map = data::ClassMap::single(lesions, "lesion", "--lesions");
+  std::string layout;
+  const data::PatientSource src = ct_source(ct, mask, &layout);
+  data::PatientScan scan = data::load_patient(src, layout, map);
+  scan.patient = "ct";
+  if (scan.structures.empty()) {
+    std::string held;
+    for (std::size_t i = 0; i < scan.ignored.size() && i < 8; ++i) held += (i ? ", " : "") + printable(scan.ignored[i], 40);
+    LN_FAIL(mask, ": no structure matches --lesions '", lesions, "' (",
+            held.empty() ? std::string("the mask holds none") : "it holds " + held, ")");
+  }
+  if (!lesions_given && scan.structures.size() > 1) {  // e.g. a label map with the liver as well as its lesions
+    std::string names;
+    for (const auto& [name, m] : scan.structures) names += (names.empty() ? "" : ", ") + printable(name, 40);
+    LN_FAIL(mask, ": holds several structures (", names, "); say which are lesions with --lesions, e.g. --lesions '",
+            printable(scan.structures.back().first, 40), "'");
+  }
+  for (const std::string& n : scan.notes) std::fprintf(stderr, "predict: note: %s\n", n.c_str());
+  const data::PatientResult r = data::extract_patient(scan, map, o);
+  for (const std::string& n : r.notes) std::fprintf(stderr, "predict: note: %s\n", n.c_str());
+  std::fprintf(stderr, "predict: %s: %s, %zu lesion(s) in the mask (%lld smaller than %g mm^3 left out); patches %dx%d at "
+               "%g mm, HU window level %g width %g -> [-1, 1], resized to %lldx%lld\n", ct.c_str(), scan.ct.grid.str().c_str(),
+               r.lesions.size(), static_cast<long long>(r.below_min_volume), o.min_volume_mm3, o.size, o.size,
+               o.spacing_mm, clf.window.level, clf.window.width, static_cast<long long>(clf.config().input_size),
+               static_cast<long long>(clf.config().input_size));
+  const std::vector<std::string> names = clf.class_names();
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> header{"lesion", "voxel_i", "voxel_j", "voxel_k", "x_mm", "y_mm", "z_mm", "volume_ml",
+                                  "max_diameter_mm", "patch_spacing_mm"};
+  for (const std::string& n : names) header.push_back("prob_" + n);
+  rows.push_back(header);
+  if (!r.lesions.empty()) {
+    Tensor hu = Tensor::empty(Shape{static_cast<std::int64_t>(r.images.size()), o.size, o.size, 1});
+    for (std::size_t i = 0; i < r.images.size(); ++i)
+      std::copy_n(r.images[i].data<float>(), o.size * o.size, hu.data<float>() + i * o.size * o.size);
+    const Tensor probs = clf.classify_hu(hu, batch);
+    auto num = [](double v, int prec) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%.*f", prec, v);
+      return std::string(b);
+    };
+    for (std::size_t s = 0; s < r.images.size(); ++s) {
+      const data::LesionRecord& l = r.lesions[static_cast<std::size_t>(r.sample_lesion[s])];
+      // The CT file's own (not the canonical) voxel indices of the centroid.
+      const io::Vec3 ijk = scan.ct.grid.to_index(l.centroid_lps);
+      std::vector<std::string> row{str_cat("L", r.sample_lesion[s] + 1), num(ijk[0], 1), num(ijk[1], 1), num(ijk[2], 1),
+                                   num(l.centroid_lps[0], 1), num(l.centroid_lps[1], 1), num(l.centroid_lps[2], 1),
+                                   num(l.volume_ml, 3), num(l.max_diameter_mm, 1), num(l.patch_spacing_mm, 3)};
+      for (std::size_t k = 0; k < names.size(); ++k) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%.6g", probs.data<float>()[s * names.size() + k]);
+        row.push_back(b);
+      }
+      rows.push_back(row);
+    }
+  }
+  io::write_csv(output, rows);
+  if (output != "-") std::fprintf(stderr, "predict: %zu lesion(s) -> %s\n", rows.size() - 1, output.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -136,10 +232,26 @@ int main(int argc, char** argv) {
   data::HuWindow window;
   float png_offset = 32768.f;
   app.add_option("--weights,-w", weights, "livernet weight file (from tools/train or tools/convert_weights)")->required();
-  app.add_option("--input,-i", inputs,
+  auto* input_opt = app.add_option("--input,-i", inputs,
                  ".npy (N,H,W,C), (N,H,W) or (H,W): model input values (HU with --preprocess); .png (8-bit: 0..255; 16-bit: "
-                 "HU + offset); or a dataset .h5 (HU). Images are resized to the model's input size (--resize)")
-      ->required();
+                 "HU + offset); or a dataset .h5 (HU). Images are resized to the model's input size (--resize)");
+  std::string ct, mask, lesions = ".*";
+  data::ExtractOptions extract;
+  auto* ct_opt = app.add_option("--ct", ct, "instead of --input: a CT volume (a DICOM series folder or a NIfTI file) whose "
+                                "lesions --mask outlines; one row per lesion with its centroid, no patient identifier");
+  app.add_option("--mask", mask, "with --ct: a NIfTI label map (NIfTI CT), a DICOM-SEG file, or a binary mask series "
+                 "folder (or a folder of them, one per structure)");
+  app.add_option("--lesions", lesions, "with --ct: the structures of the mask that are lesions (full-match, case-insensitive "
+                 "regular expression on label values, segment labels or mask folder names); needed when the mask holds "
+                 "several")->capture_default_str();
+  app.add_option("--patch-spacing", extract.spacing_mm, "with --ct: in-plane spacing of the patches, mm (as extract_lesions "
+                 "made the training data)")->capture_default_str()->check(CLI::Range(0.05, 10.0));
+  app.add_option("--patch-size", extract.size, "with --ct: patch side, pixels")->capture_default_str()->check(CLI::Range(16, 1024));
+  app.add_option("--margin", extract.margin_mm, "with --ct: context around the lesion, mm")->capture_default_str()
+      ->check(CLI::Range(0.0, 200.0));
+  app.add_option("--min-volume", extract.min_volume_mm3, "with --ct: smallest lesion kept, mm^3")->capture_default_str()
+      ->check(CLI::Range(0.0, 1e7));
+  input_opt->excludes(ct_opt);
   app.add_option("--output,-o", output, "CSV file ('-' = standard output)");
   app.add_flag("--logits", logits, "write logits instead of probabilities (the network's own: no temperature)");
   app.add_flag("--uncalibrated", uncalibrated, "softmax of the logits as they are, without the temperature the model file "
@@ -187,6 +299,12 @@ int main(int argc, char** argv) {
                      clf.usage()->calibration.c_str());
     }
     if (uncalibrated) clf.temperature = 1;
+    LN_CHECK(inputs.empty() != ct.empty(), "give --input (patches) or --ct with --mask (a CT volume)");
+    if (!ct.empty()) {
+      LN_CHECK(!mask.empty(), "--ct needs --mask (the lesions' outlines)");
+      LN_CHECK(!logits && resize == "model" && !preprocess, "--ct takes neither --logits, --resize none nor --preprocess");
+      return predict_ct(clf, ct, mask, lesions, app.count("--lesions") > 0, extract, output, batch);
+    }
     std::vector<std::vector<std::string>> rows;
     std::vector<std::string> header{"id"};
     for (const std::string& name : clf.class_names()) header.push_back((logits ? "logit_" : "prob_") + name);
