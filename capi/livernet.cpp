@@ -2,7 +2,9 @@
 // into a per-thread error string.
 #include "livernet.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -126,5 +128,77 @@ int livernet_classify_hu(livernet_model* model, const float* hu, int n, int heig
     return 0;
   }, -1);
 }
+
+livernet_patch_options livernet_patch_options_default(void) {
+  const data::ExtractOptions o;
+  return livernet_patch_options{o.spacing_mm, o.size, o.margin_mm, o.min_volume_mm3};
+}
+
+int livernet_classify_volume(livernet_model* model, const float* hu, const unsigned char* mask, int ni, int nj, int nk,
+                             const double spacing[3], const double origin[3], const double axes[9],
+                             const livernet_patch_options* options, livernet_lesion** lesions, float** probs) {
+  return guarded([&] {
+    LN_CHECK(model && hu && mask && spacing && origin && axes && lesions && probs,
+             "livernet_classify_volume: no argument may be NULL except options");
+    *lesions = nullptr;
+    *probs = nullptr;
+    LN_CHECK(ni >= 1 && nj >= 1 && nk >= 1, "livernet_classify_volume: sizes must be positive, got ", ni, "x", nj, "x", nk);
+    io::Grid g;
+    g.size = {ni, nj, nk};
+    for (int a = 0; a < 3; ++a) {
+      g.spacing[a] = spacing[a];
+      g.origin[a] = origin[a];
+      for (int b = 0; b < 3; ++b) g.axes[a][b] = axes[3 * a + b];
+    }
+    g.validate("livernet_classify_volume");
+    data::ExtractOptions o;
+    if (options) {
+      LN_CHECK(options->spacing_mm > 0 && options->size >= 16 && options->size <= 1024 && options->margin_mm >= 0 &&
+                   options->min_volume_mm3 >= 0,
+               "livernet_classify_volume: options out of range (spacing_mm > 0, size 16..1024, margin_mm >= 0, "
+               "min_volume_mm3 >= 0)");
+      o.spacing_mm = options->spacing_mm;
+      o.size = options->size;
+      o.margin_mm = options->margin_mm;
+      o.min_volume_mm3 = options->min_volume_mm3;
+    }
+    data::PatientScan scan;
+    scan.patient = "volume";
+    scan.ct = io::Volume(g);
+    io::Mask m(g);
+    for (std::size_t i = 0; i < scan.ct.v.size(); ++i) {
+      LN_CHECK(std::isfinite(hu[i]), "livernet_classify_volume: voxel ", i, " of the volume holds NaN or infinity");
+      scan.ct.v[i] = hu[i];
+      m.v[i] = mask[i] != 0;
+    }
+    scan.structures.emplace_back("lesion", std::move(m));
+    const train::CtLesions r = train::classify_ct_lesions(*model->clf, scan, data::ClassMap::single("lesion", "lesion", "mask"), o);
+    const std::size_t n = r.lesions.size(), K = model->class_names.size();
+    if (n == 0) return 0;
+    auto* ls = static_cast<livernet_lesion*>(std::calloc(n, sizeof(livernet_lesion)));
+    auto* ps = static_cast<float*>(std::calloc(n * K, sizeof(float)));
+    if (!ls || !ps) {
+      std::free(ls);
+      std::free(ps);
+      LN_FAIL("livernet_classify_volume: out of memory");
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const train::LesionPrediction& l = r.lesions[i];
+      ls[i].lesion = l.lesion;
+      for (int a = 0; a < 3; ++a) {
+        ls[i].voxel[a] = l.voxel[a];
+        ls[i].lps_mm[a] = l.lps_mm[a];
+      }
+      ls[i].volume_ml = l.volume_ml;
+      ls[i].max_diameter_mm = l.max_diameter_mm;
+      std::copy(l.probs.begin(), l.probs.end(), ps + i * K);
+    }
+    *lesions = ls;
+    *probs = ps;
+    return static_cast<int>(n);
+  }, -1);
+}
+
+void livernet_free(void* p) { std::free(p); }
 
 }  // extern "C"

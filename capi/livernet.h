@@ -62,6 +62,39 @@ double livernet_model_temperature(const livernet_model* model);
  * patch by patch. Returns 0, or -1 on error (probs is then left unspecified). */
 int livernet_classify_hu(livernet_model* model, const float* hu, int n, int height, int width, float* probs);
 
+/* How lesion patches are cut from a volume: tools/extract_lesions' options (--spacing, --size, --margin,
+ * --min-volume). Give the values the training data was made with; livernet_patch_options_default() gives
+ * extract_lesions' defaults. */
+typedef struct {
+  double spacing_mm;     /* in-plane spacing of the patches (0.8) */
+  int size;              /* patch side in pixels (96) */
+  double margin_mm;      /* context kept around the lesion (8) */
+  double min_volume_mm3; /* smaller components are left out as noise (20) */
+} livernet_patch_options;
+livernet_patch_options livernet_patch_options_default(void);
+
+/* One lesion of a volume. */
+typedef struct {
+  int lesion;             /* 1, 2, ... in the order found */
+  double voxel[3];        /* centroid in the volume's own voxel indices (i, j, k), continuous */
+  double lps_mm[3];       /* centroid in patient coordinates (DICOM LPS, mm) */
+  double volume_ml;
+  double max_diameter_mm; /* longest in-plane diameter on the slice the patch was cut from */
+} livernet_lesion;
+
+/* Classifies the lesions of a CT volume, as tools/predict --ct does. hu (in HU) and mask hold
+ * ni * nj * nk values each, i fastest, then j, then k; mask is non-zero on lesion voxels, and every
+ * 26-connected component is one lesion. The grid: spacing[3] (mm between voxel centres along i, j, k),
+ * origin[3] (LPS mm of voxel (0, 0, 0)) and axes[9] (the unit LPS directions in which i, j and k grow:
+ * axes[0..2] for i, axes[3..5] for j, axes[6..8] for k). options NULL: the defaults.
+ * Returns the number of lesions n (0 when the mask holds none) and, when n > 0, sets *lesions to n records
+ * and *probs to n * num_classes probabilities, to be freed with livernet_free; -1 on error. */
+int livernet_classify_volume(livernet_model* model, const float* hu, const unsigned char* mask, int ni, int nj, int nk,
+                             const double spacing[3], const double origin[3], const double axes[9],
+                             const livernet_patch_options* options, livernet_lesion** lesions, float** probs);
+/* Frees what livernet_classify_volume returned (NULL is allowed). */
+void livernet_free(void* p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -47,19 +47,7 @@ ToolRun run_tool(const TempDir& dir, const std::string& tool, const std::string&
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir.str("stdout")), slurp(dir.str("stderr"))};
 }
 
-VolumePhantomConfig small_phantoms(const std::string& layout, int patients = 3) {
-  VolumePhantomConfig c;
-  c.patients = patients;
-  c.min_lesions = 2;
-  c.max_lesions = 3;
-  c.size = {80, 72, 24};
-  c.spacing = {0.8, 0.8, 2.5};
-  c.min_diameter = 7;
-  c.max_diameter = 12;
-  c.layout = layout;
-  c.seed = 7;
-  return c;
-}
+using livernet::testing::small_phantoms;
 
 ClassMap phantom_classes(const std::string& layout) {
   if (layout == "nifti") return ClassMap::parse_yaml("cyst: ['3']\nmetastasis: ['2']\n", "test");

@@ -17,6 +17,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/tensor.h"
+#include "data/phantom_volumes.h"
 #include "models/config.h"
 
 namespace livernet::testing {
@@ -93,6 +94,21 @@ inline ModelConfig two_class_config(int input_size) {
   cfg.class_names = {"cyst", "metastasis"};
   cfg.input_size = input_size;
   return cfg;
+}
+
+// Small phantom CT volumes (80x72x24 voxels of 0.8x0.8x2.5 mm, 2-3 lesions of 7-12 mm) in `layout`.
+inline data::VolumePhantomConfig small_phantoms(const std::string& layout, int patients = 3) {
+  data::VolumePhantomConfig c;
+  c.patients = patients;
+  c.min_lesions = 2;
+  c.max_lesions = 3;
+  c.size = {80, 72, 24};
+  c.spacing = {0.8, 0.8, 2.5};
+  c.min_diameter = 7;
+  c.max_diameter = 12;
+  c.layout = layout;
+  c.seed = 7;
+  return c;
 }
 
 // The rows of a CSV text whose cells hold no comma (what the tools write for ids and numbers).

@@ -174,8 +174,7 @@ int predict_ct(train::Classifier& clf, const std::string& ct, const std::string&
     LN_FAIL(mask, ": holds several structures (", names, "); say which are lesions with --lesions, e.g. --lesions '",
             printable(scan.structures.back().first, 40), "'");
   }
-  for (const std::string& n : scan.notes) std::fprintf(stderr, "predict: note: %s\n", n.c_str());
-  const data::PatientResult r = data::extract_patient(scan, map, o);
+  const train::CtLesions r = train::classify_ct_lesions(clf, scan, map, o, batch);
   for (const std::string& n : r.notes) std::fprintf(stderr, "predict: note: %s\n", n.c_str());
   std::fprintf(stderr, "predict: %s: %s, %zu lesion(s) in the mask (%lld smaller than %g mm^3 left out); patches %dx%d at "
                "%g mm, HU window level %g width %g -> [-1, 1], resized to %lldx%lld\n", ct.c_str(), scan.ct.grid.str().c_str(),
@@ -188,30 +187,21 @@ int predict_ct(train::Classifier& clf, const std::string& ct, const std::string&
                                   "max_diameter_mm", "patch_spacing_mm"};
   for (const std::string& n : names) header.push_back("prob_" + n);
   rows.push_back(header);
-  if (!r.lesions.empty()) {
-    Tensor hu = Tensor::empty(Shape{static_cast<std::int64_t>(r.images.size()), o.size, o.size, 1});
-    for (std::size_t i = 0; i < r.images.size(); ++i)
-      std::copy_n(r.images[i].data<float>(), o.size * o.size, hu.data<float>() + i * o.size * o.size);
-    const Tensor probs = clf.classify_hu(hu, batch);
-    auto num = [](double v, int prec) {
+  auto num = [](double v, int prec) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.*f", prec, v);
+    return std::string(b);
+  };
+  for (const train::LesionPrediction& l : r.lesions) {
+    std::vector<std::string> row{str_cat("L", l.lesion), num(l.voxel[0], 1), num(l.voxel[1], 1), num(l.voxel[2], 1),
+                                 num(l.lps_mm[0], 1), num(l.lps_mm[1], 1), num(l.lps_mm[2], 1), num(l.volume_ml, 3),
+                                 num(l.max_diameter_mm, 1), num(l.patch_spacing_mm, 3)};
+    for (float p : l.probs) {
       char b[32];
-      std::snprintf(b, sizeof b, "%.*f", prec, v);
-      return std::string(b);
-    };
-    for (std::size_t s = 0; s < r.images.size(); ++s) {
-      const data::LesionRecord& l = r.lesions[static_cast<std::size_t>(r.sample_lesion[s])];
-      // The CT file's own (not the canonical) voxel indices of the centroid.
-      const io::Vec3 ijk = scan.ct.grid.to_index(l.centroid_lps);
-      std::vector<std::string> row{str_cat("L", r.sample_lesion[s] + 1), num(ijk[0], 1), num(ijk[1], 1), num(ijk[2], 1),
-                                   num(l.centroid_lps[0], 1), num(l.centroid_lps[1], 1), num(l.centroid_lps[2], 1),
-                                   num(l.volume_ml, 3), num(l.max_diameter_mm, 1), num(l.patch_spacing_mm, 3)};
-      for (std::size_t k = 0; k < names.size(); ++k) {
-        char b[32];
-        std::snprintf(b, sizeof b, "%.6g", probs.data<float>()[s * names.size() + k]);
-        row.push_back(b);
-      }
-      rows.push_back(row);
+      std::snprintf(b, sizeof b, "%.6g", p);
+      row.push_back(b);
     }
+    rows.push_back(row);
   }
   io::write_csv(output, rows);
   if (output != "-") std::fprintf(stderr, "predict: %zu lesion(s) -> %s\n", rows.size() - 1, output.c_str());

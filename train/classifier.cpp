@@ -66,4 +66,33 @@ Tensor Classifier::classify_hu(const Tensor& hu, int batch) {
   return run(prepare(x, /*hu=*/true, /*resize=*/true), /*probabilities=*/true, batch);
 }
 
+CtLesions classify_ct_lesions(Classifier& clf, const data::PatientScan& scan, const data::ClassMap& lesions,
+                              const data::ExtractOptions& o, int batch) {
+  const data::PatientResult r = data::extract_patient(scan, lesions, o);
+  CtLesions out;
+  out.notes = r.notes;
+  out.below_min_volume = r.below_min_volume;
+  if (r.images.empty()) return out;
+  const std::int64_t n = static_cast<std::int64_t>(r.images.size()), side = o.size;
+  Tensor hu = Tensor::empty(Shape{n, side, side, 1});
+  for (std::int64_t i = 0; i < n; ++i)
+    std::copy_n(r.images[static_cast<std::size_t>(i)].data<float>(), side * side, hu.data<float>() + i * side * side);
+  const Tensor probs = clf.classify_hu(hu, batch);
+  const std::int64_t K = probs.size(1);
+  for (std::int64_t s = 0; s < n; ++s) {
+    const int li = r.sample_lesion[static_cast<std::size_t>(s)];
+    const data::LesionRecord& l = r.lesions[static_cast<std::size_t>(li)];
+    LesionPrediction p;
+    p.lesion = li + 1;
+    p.voxel = scan.ct.grid.to_index(l.centroid_lps);
+    p.lps_mm = l.centroid_lps;
+    p.volume_ml = l.volume_ml;
+    p.max_diameter_mm = l.max_diameter_mm;
+    p.patch_spacing_mm = l.patch_spacing_mm;
+    p.probs.assign(probs.data<float>() + s * K, probs.data<float>() + (s + 1) * K);
+    out.lesions.push_back(std::move(p));
+  }
+  return out;
+}
+
 }  // namespace livernet::train

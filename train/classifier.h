@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "data/lesions.h"
 #include "data/preprocess.h"
 #include "models/inception_v3.h"
 #include "train/model_usage.h"
@@ -44,5 +45,26 @@ class Classifier {
   std::unique_ptr<LesionClassifier> model_;
   std::optional<ModelUsage> usage_;
 };
+
+// One lesion of a CT volume, classified: where it is and what the model says.
+struct LesionPrediction {
+  int lesion = 0;            // 1, 2, ... in the order found
+  io::Vec3 voxel{};          // centroid in the CT's own (not canonical) voxel indices, continuous
+  io::Vec3 lps_mm{};         // centroid in patient coordinates (DICOM LPS)
+  double volume_ml = 0, max_diameter_mm = 0, patch_spacing_mm = 0;
+  std::vector<float> probs;  // one per class
+};
+
+struct CtLesions {
+  std::vector<LesionPrediction> lesions;
+  std::vector<std::string> notes;  // worth printing (orientation, oblique volume)
+  std::int64_t below_min_volume = 0;
+};
+
+// The lesions of `scan` (its structures that `lesions` matches, united) cut out as tools/extract_lesions
+// cuts training patches (options `o`) and classified by `clf`: what tools/predict --ct and the C API's
+// livernet_classify_volume do.
+CtLesions classify_ct_lesions(Classifier& clf, const data::PatientScan& scan, const data::ClassMap& lesions,
+                              const data::ExtractOptions& o, int batch = 16);
 
 }  // namespace livernet::train
