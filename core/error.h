@@ -1,6 +1,7 @@
 // Errors: one exception type whose message is a single readable line.
 #pragma once
 
+#include <cstdio>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -46,6 +47,13 @@ std::string str_cat(Args&&... args) {
   std::ostringstream os;
   (os << ... << std::forward<Args>(args));
   return os.str();
+}
+
+// v with `digits` digits after the point ("%.*f"): numbers in messages, tables and CSV cells.
+inline std::string str_fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
 }
 
 // Text taken from a file for an error message: control characters escaped as \xNN (the message stays one

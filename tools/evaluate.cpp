@@ -14,14 +14,6 @@
 using namespace livernet;
 namespace fs = std::filesystem;
 
-namespace {
-std::string f3(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.3f", v);
-  return b;
-}
-}  // namespace
-
 int main(int argc, char** argv) {
   CLI::App app("Evaluates a trained run on a held-out dataset: metrics.json and predictions.csv in OUTPUT.", "evaluate");
   std::string run, data, output, device = "auto";
@@ -93,11 +85,11 @@ int main(int argc, char** argv) {
     if (output.empty()) output = run + "/evaluation_" + fs::path(data).stem().string();
     fs::create_directories(output);
     std::string temps;
-    for (double t : temperatures) temps += (temps.empty() ? "" : ", ") + f3(t);
-    const std::string cal_note =
-        str_cat("probabilities ", calibrated ? "calibrated" : "uncalibrated", " (fold temperatures ", temps,
-                uncalibrated ? "; --uncalibrated" : "", "); expected calibration error on this set: ", f3(ece_raw),
-                " uncalibrated, ", f3(ece_cal), " with the temperatures");
+    for (double t : temperatures) temps += (temps.empty() ? "" : ", ") + str_fixed(t, 3);
+    const std::string cal_note = str_cat("probabilities ", calibrated ? "calibrated" : "uncalibrated",
+                                         " (fold temperatures ", temps, uncalibrated ? "; --uncalibrated" : "",
+                                         "); expected calibration error on this set: ", str_fixed(ece_raw, 3),
+                                         " uncalibrated, ", str_fixed(ece_cal, 3), " with the temperatures");
     train::write_results(output, test, {r}, r.metrics, positive,
                          str_cat(fold ? str_cat("fold ", fold, " model") : str_cat("average of ", folds.size(), " fold models"),
                                  "; ", cal_note));

@@ -19,11 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fixed(double v, int digits) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.*f", digits, v);
-  return b;
-}
 
 }  // namespace
 
@@ -142,11 +137,12 @@ int main(int argc, char** argv) {
                                                   "i0", "j0", "k0", "i1", "j1", "k1", "centroid_x_mm", "centroid_y_mm",
                                                   "centroid_z_mm", "patch_spacing_mm", "samples", "structures"}};
       for (const auto& r : records)
-        rows.push_back({r.patient, r.lesion, r.class_name, std::to_string(r.label), fixed(r.volume_ml, 4), fixed(r.max_diameter_mm, 2),
-                        std::to_string(r.slice), std::to_string(r.bbox[0]), std::to_string(r.bbox[1]), std::to_string(r.bbox[2]),
-                        std::to_string(r.bbox[3]), std::to_string(r.bbox[4]), std::to_string(r.bbox[5]),
-                        fixed(r.centroid_lps[0], 2), fixed(r.centroid_lps[1], 2), fixed(r.centroid_lps[2], 2),
-                        fixed(r.patch_spacing_mm, 4), std::to_string(r.samples), r.structures});
+        rows.push_back({r.patient, r.lesion, r.class_name, std::to_string(r.label), str_fixed(r.volume_ml, 4),
+                        str_fixed(r.max_diameter_mm, 2), std::to_string(r.slice), std::to_string(r.bbox[0]),
+                        std::to_string(r.bbox[1]), std::to_string(r.bbox[2]), std::to_string(r.bbox[3]),
+                        std::to_string(r.bbox[4]), std::to_string(r.bbox[5]), str_fixed(r.centroid_lps[0], 2),
+                        str_fixed(r.centroid_lps[1], 2), str_fixed(r.centroid_lps[2], 2),
+                        str_fixed(r.patch_spacing_mm, 4), std::to_string(r.samples), r.structures});
       io::write_csv(lesions_csv, rows);
       if (!id_map.empty()) {
         std::vector<std::vector<std::string>> m{{"folder", "patient"}};

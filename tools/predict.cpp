@@ -123,6 +123,13 @@ std::string plan(const std::string& path, const Batch& b, const ModelConfig& cfg
   return what;
 }
 
+// A probability or logit as a CSV cell (6 significant digits).
+std::string value_cell(float v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.6g", v);
+  return b;
+}
+
 // --ct / --mask: where the CT and its lesion mask are, in the layouts data::load_patient reads.
 data::PatientSource ct_source(const std::string& ct, const std::string& mask, std::string* layout) {
   namespace fs = std::filesystem;
@@ -187,20 +194,13 @@ int predict_ct(train::Classifier& clf, const std::string& ct, const std::string&
                                   "max_diameter_mm", "patch_spacing_mm"};
   for (const std::string& n : names) header.push_back("prob_" + n);
   rows.push_back(header);
-  auto num = [](double v, int prec) {
-    char b[32];
-    std::snprintf(b, sizeof b, "%.*f", prec, v);
-    return std::string(b);
-  };
   for (const train::LesionPrediction& l : r.lesions) {
-    std::vector<std::string> row{str_cat("L", l.lesion), num(l.voxel[0], 1), num(l.voxel[1], 1), num(l.voxel[2], 1),
-                                 num(l.lps_mm[0], 1), num(l.lps_mm[1], 1), num(l.lps_mm[2], 1), num(l.volume_ml, 3),
-                                 num(l.max_diameter_mm, 1), num(l.patch_spacing_mm, 3)};
-    for (float p : l.probs) {
-      char b[32];
-      std::snprintf(b, sizeof b, "%.6g", p);
-      row.push_back(b);
-    }
+    std::vector<std::string> row{str_cat("L", l.lesion),          str_fixed(l.voxel[0], 1),
+                                 str_fixed(l.voxel[1], 1),        str_fixed(l.voxel[2], 1),
+                                 str_fixed(l.lps_mm[0], 1),       str_fixed(l.lps_mm[1], 1),
+                                 str_fixed(l.lps_mm[2], 1),       str_fixed(l.volume_ml, 3),
+                                 str_fixed(l.max_diameter_mm, 1), str_fixed(l.patch_spacing_mm, 3)};
+    for (float p : l.probs) row.push_back(value_cell(p));
     rows.push_back(row);
   }
   io::write_csv(output, rows);
@@ -307,11 +307,7 @@ int main(int argc, char** argv) {
       const float* v = out.data<float>();
       for (std::int64_t i = 0; i < out.size(0); ++i) {
         std::vector<std::string> row{b.ids[static_cast<std::size_t>(i)]};
-        for (int k = 0; k < cfg.num_classes; ++k) {
-          char buf[32];
-          std::snprintf(buf, sizeof buf, "%.6g", v[i * cfg.num_classes + k]);
-          row.push_back(buf);
-        }
+        for (int k = 0; k < cfg.num_classes; ++k) row.push_back(value_cell(v[i * cfg.num_classes + k]));
         rows.push_back(row);
       }
     }

@@ -256,12 +256,6 @@ bool improved(Monitor monitor, double value, double best) {
   return monitor == Monitor::val_loss ? value < best : value > best;
 }
 
-std::string fmt(double v, int prec = 4) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
-  return buf;
-}
-
 // The whole run's clock for the epoch lines: time since this process started training, and an estimate
 // of what is left from the epochs this process has trained so far (an upper bound: early stopping may
 // end folds sooner).
@@ -438,9 +432,8 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
       const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
       progress.update(static_cast<double>(st.batch), static_cast<double>(batches),
                       str_cat("fold ", k + 1, "/", cfg.folds, " epoch ", e + 1, "/", cfg.epochs, " loss ",
-                              fmt(st.loss_count ? st.loss_sum / st.loss_count : 0, 3), " ",
-                              fmt(static_cast<double>(seen_now) / std::max(elapsed, 1e-9), 1),
-                              " img/s"));
+                              str_fixed(st.loss_count ? st.loss_sum / st.loss_count : 0, 3), " ",
+                              str_fixed(static_cast<double>(seen_now) / std::max(elapsed, 1e-9), 1), " img/s"));
       if (interrupt_flag()) {
         st.seconds += elapsed;
         st.loss_scale = scaler.scale();
@@ -474,15 +467,17 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
     }
     st.seconds += train_secs;
     st.data_wait += loader.wait_seconds();
-    st.history.push_back(str_cat(e + 1, ",", fmt(train_loss, 6), ",", fmt(v.loss, 6), ",", fmt(v.accuracy, 6), ",",
-                                 fmt(v.auc, 6), ",", lr_used, ",", fmt(train_secs, 2), ",",
-                                 fmt(loader.wait_seconds() / std::max(train_secs, 1e-9), 3), ",", st.skipped_steps));
+    st.history.push_back(
+        str_cat(e + 1, ",", str_fixed(train_loss, 6), ",", str_fixed(v.loss, 6), ",", str_fixed(v.accuracy, 6), ",",
+                str_fixed(v.auc, 6), ",", lr_used, ",", str_fixed(train_secs, 2), ",",
+                str_fixed(loader.wait_seconds() / std::max(train_secs, 1e-9), 3), ",", st.skipped_steps));
     ++clock.epochs_done;
     progress.line(str_cat("fold ", k + 1, "/", cfg.folds, " epoch ", e + 1, "/", cfg.epochs, ": train loss ",
-                          fmt(train_loss), ", val loss ", fmt(v.loss), " acc ", fmt(v.accuracy, 3), " auc ", fmt(v.auc, 3),
-                          ", lr ", lr_used, ", ", fmt(static_cast<double>(seen_now) / std::max(train_secs, 1e-9), 1),
-                          " img/s, data wait ", fmt(100 * loader.wait_seconds() / std::max(train_secs, 1e-9), 0), "%, ",
-                          format_duration(train_secs), " (", clock.line(), ")"));
+                          str_fixed(train_loss, 4), ", val loss ", str_fixed(v.loss, 4), " acc ",
+                          str_fixed(v.accuracy, 3), " auc ", str_fixed(v.auc, 3), ", lr ", lr_used, ", ",
+                          str_fixed(static_cast<double>(seen_now) / std::max(train_secs, 1e-9), 1),
+                          " img/s, data wait ", str_fixed(100 * loader.wait_seconds() / std::max(train_secs, 1e-9), 0),
+                          "%, ", format_duration(train_secs), " (", clock.line(), ")"));
     st.epoch = e + 1;
     st.batch = 0;
     st.loss_sum = 0;
@@ -588,14 +583,15 @@ std::string metrics_table(const std::vector<FoldResult>& folds, const Metrics& p
 }
 
 std::string calibration_summary(const Calibration& c) {
-  const std::string measured = str_cat("expected calibration error ", fmt(c.ece_before, 3), " -> ", fmt(c.ece_after, 3),
-                                       ", log loss ", fmt(c.nll_before, 3), " -> ", fmt(c.nll_after, 3),
-                                       " with each fold scaled by the temperature of the other folds");
+  const std::string measured =
+      str_cat("expected calibration error ", str_fixed(c.ece_before, 3), " -> ", str_fixed(c.ece_after, 3),
+              ", log loss ", str_fixed(c.nll_before, 3), " -> ", str_fixed(c.nll_after, 3),
+              " with each fold scaled by the temperature of the other folds");
   if (c.applied)
-    return str_cat("calibration: temperature ", fmt(c.fitted, 3), " (fitted on ", c.n, " out-of-fold predictions; ",
-                   measured, "); the fold models apply it");
+    return str_cat("calibration: temperature ", str_fixed(c.fitted, 3), " (fitted on ", c.n,
+                   " out-of-fold predictions; ", measured, "); the fold models apply it");
   return str_cat("calibration: none applied: the temperature fitted on ", c.n, " out-of-fold predictions (",
-                 fmt(c.fitted, 3), ") did not carry over to unseen folds (", measured, ")");
+                 str_fixed(c.fitted, 3), ") did not carry over to unseen folds (", measured, ")");
 }
 
 void write_results(const std::string& dir, const data::Dataset& d, const std::vector<FoldResult>& folds,
@@ -662,7 +658,7 @@ void write_results(const std::string& dir, const data::Dataset& d, const std::ve
       std::vector<std::string> row{d.lesion_ids[idx], d.patient_ids[idx], std::to_string(f.fold + 1),
                                    d.class_names[d.labels[idx]]};
       if (sources) row.insert(row.begin() + 2, data::source_name(d.sources[idx]));
-      for (double p : f.test_probs[i]) row.push_back(fmt(p, 6));
+      for (double p : f.test_probs[i]) row.push_back(str_fixed(p, 6));
       rows.push_back(row);
     }
   io::write_csv(dir + "/predictions.csv", rows);
@@ -752,8 +748,8 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
       clock.epochs_left -= cfg.epochs - r.epochs_run;  // epochs early stopping left out
       io::write_text_file_atomically(result_path, fold_result_json(r).dump() + "\n");
       progress.line(str_cat("fold ", k + 1, "/", cfg.folds, ": best epoch ", r.best_epoch, " of ", r.epochs_run,
-                            "; test accuracy ", fmt(r.metrics.accuracy, 3), ", F1 ", fmt(r.metrics.f1, 3), ", AUC ",
-                            fmt(r.metrics.auc, 3), " (", r.metrics.n, " lesions)"));
+                            "; test accuracy ", str_fixed(r.metrics.accuracy, 3), ", F1 ", str_fixed(r.metrics.f1, 3),
+                            ", AUC ", str_fixed(r.metrics.auc, 3), " (", r.metrics.n, " lesions)"));
     }
     summary.folds.push_back(std::move(r));
   }
@@ -771,8 +767,8 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
   const Calibration& cal = summary.calibration;
   const std::string note =
       cal.applied ? str_cat("temperature scaling fitted on the ", cal.n, " out-of-fold predictions of run ",
-                            fs::path(run_dir).filename().string(), " (expected calibration error ", fmt(cal.ece_before, 3),
-                            " -> ", fmt(cal.ece_after, 3), ", cross-fitted)")
+                            fs::path(run_dir).filename().string(), " (expected calibration error ",
+                            str_fixed(cal.ece_before, 3), " -> ", str_fixed(cal.ece_after, 3), ", cross-fitted)")
                   : str_cat("none: the temperature fitted on the out-of-fold predictions of run ",
                             fs::path(run_dir).filename().string(), " did not lower the cross-fitted log loss");
   for (int k = 0; k < cfg.folds; ++k) {
