@@ -11,10 +11,14 @@ trap 'rm -rf "$dir"' EXIT
 fail() { echo "test_install: $*"; exit 1; }
 
 cmake --install "$build" --prefix "$dir/prefix" > "$dir/install.log" 2>&1 || { cat "$dir/install.log"; fail "cmake --install failed"; }
-lib=$(ls "$dir"/prefix/lib*/liblivernet.so 2>/dev/null | head -1)
+libs=("$dir"/prefix/lib*/liblivernet.so)
+lib=${libs[0]}
+[[ -e $lib ]] || lib=
 [[ -n $lib && -f $dir/prefix/include/livernet.h && -f $(dirname "$lib")/cmake/livernet/livernetConfig.cmake ]] ||
   fail "the install lacks liblivernet.so, include/livernet.h or the CMake package: $(cd "$dir/prefix" && find . | head -20)"
-others=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVW]$/ && $3 !~ /^livernet_/ {print $3}' | head -5)
+# (no grep -q or head in a pipeline: with pipefail, the writer's SIGPIPE would fail the step)
+symbols=$(nm -D --defined-only "$lib")
+others=$(awk '$2 ~ /^[TDBRVW]$/ && $3 !~ /^livernet_/ {print $3}' <<< "$symbols")
 [[ -z $others ]] || fail "liblivernet exports more than the C API: $others"
 
 cmake -S "$src/examples" -B "$dir/ex" -DCMAKE_PREFIX_PATH="$dir/prefix" -DCMAKE_BUILD_TYPE=Release > "$dir/ex.log" 2>&1 &&
@@ -22,7 +26,8 @@ cmake -S "$src/examples" -B "$dir/ex" -DCMAKE_PREFIX_PATH="$dir/prefix" -DCMAKE_
 grep -q -- "$dir/prefix" "$dir/ex/CMakeCache.txt" || fail "the example did not find the installed package"
 if grep -q -- "$build" "$dir/ex/CMakeCache.txt"; then fail "the example's build refers to the build tree"; fi
 ex="$dir/ex/classify_patches"
-ldd "$ex" | grep -q "liblivernet.so.1 => $dir/prefix" || fail "the example does not load the installed liblivernet: $(ldd "$ex" | grep livernet)"
+libs=$(ldd "$ex")
+[[ $libs == *"liblivernet.so.1 => $dir/prefix/"* ]] || fail "the example does not load the installed liblivernet: $libs"
 
 # A trained run (one epoch) and patches in HU.
 "$build/tools/make_phantoms" -o "$dir/d.h5" --patients 8 --size 40 > /dev/null
