@@ -134,6 +134,12 @@ livernet_patch_options livernet_patch_options_default(void) {
   return livernet_patch_options{o.spacing_mm, o.size, o.margin_mm, o.min_volume_mm3};
 }
 
+livernet_patch_options livernet_model_patch_options(const livernet_model* model) {
+  if (!model) return livernet_patch_options_default();
+  const data::ExtractOptions& o = model->clf->extraction;  // extract_lesions' defaults when the file records none
+  return livernet_patch_options{o.spacing_mm, o.size, o.margin_mm, o.min_volume_mm3};
+}
+
 int livernet_classify_volume(livernet_model* model, const float* hu, const unsigned char* mask, int ni, int nj, int nk,
                              const double spacing[3], const double origin[3], const double axes[9],
                              const livernet_patch_options* options, livernet_lesion** lesions, float** probs) {
@@ -151,7 +157,8 @@ int livernet_classify_volume(livernet_model* model, const float* hu, const unsig
       for (int b = 0; b < 3; ++b) g.axes[a][b] = axes[3 * a + b];
     }
     g.validate("livernet_classify_volume");
-    data::ExtractOptions o;
+    data::ExtractOptions o = model->clf->extraction;  // the training data's, when the model file records them
+    o.neighbours = 0;                                 // one patch per lesion, as tools/predict --ct cuts
     if (options) {
       LN_CHECK(options->spacing_mm > 0 && options->size >= 16 && options->size <= 1024 && options->margin_mm >= 0 &&
                    options->min_volume_mm3 >= 0,

@@ -27,9 +27,10 @@
 extern "C" {
 #endif
 
-#define LIVERNET_API_VERSION 1
+#define LIVERNET_API_VERSION 2 /* 2: livernet_model_patch_options; ensemble model files */
 
-/* LIVERNET_API_VERSION of the library actually loaded, and its livernet version ("0.1.0"). */
+/* LIVERNET_API_VERSION of the library actually loaded, and its livernet version ("0.1.0"). Versions only add
+ * functions: a library of a version at least the header's serves a program built with that header. */
 int livernet_api_version(void);
 const char* livernet_version(void);
 
@@ -38,8 +39,9 @@ const char* livernet_last_error(void);
 
 typedef struct livernet_model livernet_model;
 
-/* Loads a livernet model file (tools/train's fold_K/best.h5, or tools/convert_weights' output with a
- * classifier head) on device "auto" (the GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N"
+/* Loads a livernet model file (tools/train's fold_K/best.h5 or final/model.h5, an ensemble file from
+ * tools/export --format ensemble whose members' probabilities are averaged, or tools/convert_weights' output
+ * with a classifier head) on device "auto" (the GPU when there is one, else the CPU), "cpu", "cuda" or "cuda:N"
  * (NULL: "auto"). NULL on error. */
 livernet_model* livernet_model_load(const char* path, const char* device);
 /* Frees the model (NULL is allowed). */
@@ -63,8 +65,8 @@ double livernet_model_temperature(const livernet_model* model);
 int livernet_classify_hu(livernet_model* model, const float* hu, int n, int height, int width, float* probs);
 
 /* How lesion patches are cut from a volume: tools/extract_lesions' options (--spacing, --size, --margin,
- * --min-volume). Give the values the training data was made with; livernet_patch_options_default() gives
- * extract_lesions' defaults. */
+ * --min-volume). Give the values the training data was made with: livernet_model_patch_options() gives them
+ * when the model file records them; livernet_patch_options_default() gives extract_lesions' defaults. */
 typedef struct {
   double spacing_mm;     /* in-plane spacing of the patches (0.8) */
   int size;              /* patch side in pixels (96) */
@@ -72,6 +74,9 @@ typedef struct {
   double min_volume_mm3; /* smaller components are left out as noise (20) */
 } livernet_patch_options;
 livernet_patch_options livernet_patch_options_default(void);
+/* The options the model's training patches were cut with, when its file records them (models trained by
+ * tools/train on a dataset from tools/extract_lesions); else livernet_patch_options_default(). */
+livernet_patch_options livernet_model_patch_options(const livernet_model* model);
 
 /* One lesion of a volume. */
 typedef struct {
@@ -86,7 +91,7 @@ typedef struct {
  * ni * nj * nk values each, i fastest, then j, then k; mask is non-zero on lesion voxels, and every
  * 26-connected component is one lesion. The grid: spacing[3] (mm between voxel centres along i, j, k),
  * origin[3] (LPS mm of voxel (0, 0, 0)) and axes[9] (the unit LPS directions in which i, j and k grow:
- * axes[0..2] for i, axes[3..5] for j, axes[6..8] for k). options NULL: the defaults.
+ * axes[0..2] for i, axes[3..5] for j, axes[6..8] for k). options NULL: livernet_model_patch_options(model).
  * Returns the number of lesions n (0 when the mask holds none) and, when n > 0, sets *lesions to n records
  * and *probs to n * num_classes probabilities, to be freed with livernet_free; -1 on error. */
 int livernet_classify_volume(livernet_model* model, const float* hu, const unsigned char* mask, int ni, int nj, int nk,

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "data/lesions.h"
 #include "io/hdf5.h"
 #include "io/image.h"
 #include "kernels/tensor_ops.h"
@@ -29,6 +30,7 @@ Dataset Dataset::subset(const std::vector<std::int64_t>& idx) const {
   Dataset d;
   d.path = path;
   d.class_names = class_names;
+  d.extraction = extraction;
   for (std::int64_t i : idx) {
     LN_CHECK(i >= 0 && i < size(), "dataset subset: index ", i, " out of range");
     d.images.push_back(images[i]);
@@ -83,6 +85,10 @@ Dataset load_dataset_h5(const std::string& path) {
     LN_CHECK(f.is_dataset(name), path, ": missing dataset '", name, "' (see docs/training.md for the format)");
   LN_CHECK(f.has_attr("/", "classes"), path, ": missing root attribute 'classes' (class names in label order)");
   d.class_names = f.read_string_list_attr("/", "classes");
+  if (f.has_attr("/", "extraction")) {
+    d.extraction = f.read_string_attr("/", "extraction");
+    (void)parse_extraction(d.extraction, path);  // a damaged one is refused here, naming the file
+  }
   const io::H5DatasetInfo inf = f.info("images");
   LN_CHECK(inf.numeric && inf.shape.size() == 3, path, ": 'images' must be (N, H, W) numbers in HU, got ",
            inf.type, " ", inf.shape.str());
@@ -140,6 +146,7 @@ void save_dataset_h5(const Dataset& d, const std::string& path) {
     }
     if (!d.sources.empty()) f.write_strings("source", d.sources);
     f.write_string_list_attr("/", "classes", d.class_names);
+    if (!d.extraction.empty()) f.write_string_attr("/", "extraction", d.extraction);
     f.close();
   });
 }

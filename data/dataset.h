@@ -27,6 +27,9 @@ struct Dataset {
   std::vector<std::string> class_names;
   std::vector<std::array<float, 2>> spacing_mm;  // empty when unknown
   std::vector<std::string> sources;              // empty when unknown
+  // How tools/extract_lesions cut the patches (data::ExtractOptions as JSON, lesions.h: extraction_json), the
+  // root attribute "extraction" of a dataset file; empty when unknown (phantoms, manifests, older files).
+  std::string extraction;
 
   std::int64_t size() const { return static_cast<std::int64_t>(labels.size()); }
   int num_classes() const { return static_cast<int>(class_names.size()); }

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
 
@@ -246,6 +247,45 @@ double max_diameter(const std::vector<std::array<std::int64_t, 2>>& px, double s
 }
 
 }  // namespace
+
+std::string extraction_json(const ExtractOptions& o) {
+  return nlohmann::json{{"spacing_mm", o.spacing_mm}, {"size", o.size},
+                        {"margin_mm", o.margin_mm},   {"min_volume_mm3", o.min_volume_mm3},
+                        {"neighbours", o.neighbours}, {"fill_hu", o.fill_hu}}
+      .dump();
+}
+
+ExtractOptions parse_extraction(const std::string& json, const std::string& what) {
+  ExtractOptions o;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(json);
+    LN_CHECK(j.is_object(), "not a JSON object");
+    for (const auto& [key, v] : j.items()) {
+      LN_CHECK(v.is_number(), "'", key, "' is not a number");
+      if (key == "spacing_mm")
+        o.spacing_mm = v.get<double>();
+      else if (key == "size")
+        o.size = v.get<int>();
+      else if (key == "margin_mm")
+        o.margin_mm = v.get<double>();
+      else if (key == "min_volume_mm3")
+        o.min_volume_mm3 = v.get<double>();
+      else if (key == "neighbours")
+        o.neighbours = v.get<int>();
+      else if (key == "fill_hu")
+        o.fill_hu = v.get<float>();
+      else
+        LN_FAIL("unknown key '", printable(key), "'");
+    }
+    LN_CHECK(std::isfinite(o.spacing_mm) && o.spacing_mm > 0 && o.size >= 16 && o.size <= 1024 &&
+                 std::isfinite(o.margin_mm) && o.margin_mm >= 0 && std::isfinite(o.min_volume_mm3) &&
+                 o.min_volume_mm3 >= 0 && o.neighbours >= 0 && std::isfinite(o.fill_hu),
+             "values out of range");
+  } catch (const std::exception& e) {
+    LN_FAIL(what, ": damaged 'extraction' (", printable(e.what(), 120), ")");
+  }
+  return o;
+}
 
 PatientResult extract_patient(const PatientScan& scan, const ClassMap& classes, const ExtractOptions& o) {
   PatientResult res;

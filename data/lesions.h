@@ -49,6 +49,12 @@ struct ExtractOptions {
   float fill_hu = -1024;         // outside the scanned volume
 };
 
+// The options as the JSON a dataset file and a model file record ("extraction"): spacing_mm, size, margin_mm,
+// min_volume_mm3, neighbours, fill_hu; and back (a key left out keeps its default; anything else out of place
+// throws Error("<what>: damaged 'extraction' (...)")).
+std::string extraction_json(const ExtractOptions& o);
+ExtractOptions parse_extraction(const std::string& json, const std::string& what);
+
 struct LesionRecord {
   std::string patient, lesion, class_name, structures;
   int label = 0;

@@ -121,6 +121,16 @@ Dataset merge_datasets(const std::vector<Dataset>& inputs, const MergeOptions& o
 
   Dataset out;
   out.class_names = classes;
+  // The extraction when every source was cut the same way (the sizes and spacings were checked above).
+  const bool same_cut = std::all_of(inputs.begin(), inputs.end(), [&](const Dataset& d) {
+    return !d.extraction.empty() && d.extraction == inputs[0].extraction;
+  });
+  if (same_cut)
+    out.extraction = inputs[0].extraction;
+  else if (notes && std::any_of(inputs.begin(), inputs.end(), [](const Dataset& d) { return !d.extraction.empty(); }))
+    notes->push_back(
+        "the sources record different extraction options (or some none): the merged file records none, "
+        "so models trained on it do not either (tools/predict --ct then needs --patch-spacing etc.)");
   const bool all_spacing = std::all_of(inputs.begin(), inputs.end(), [](const Dataset& d) { return !d.spacing_mm.empty(); });
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Dataset& d = inputs[i];

@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: %s MODEL.h5 PATCHES.npy [DEVICE]\n", argv[0]);
     return 2;
   }
-  if (livernet_api_version() != LIVERNET_API_VERSION) {
+  if (livernet_api_version() < LIVERNET_API_VERSION) {
     fprintf(stderr, "liblivernet has C API version %d, this program was built for %d\n", livernet_api_version(),
             LIVERNET_API_VERSION);
     return 1;

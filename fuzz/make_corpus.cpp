@@ -15,14 +15,16 @@
 #include <string>
 #include <vector>
 
+#include "ct/dicom.h"
+#include "ct/nifti.h"
+#include "data/dataset.h"
 #include "fuzz/fuzz_common.h"
 #include "fuzz/fuzz_grid.h"
 #include "fuzz/fuzz_model.h"
-#include "data/dataset.h"
-#include "ct/dicom.h"
 #include "io/hdf5.h"
 #include "io/image.h"
-#include "ct/nifti.h"
+#include "io/protobuf.h"
+#include "models/onnx.h"
 #include "models/weights.h"
 #include "train/train_config.h"
 
@@ -287,6 +289,35 @@ void weights(const fs::path& tmp) {
   put_file("weights", "tiny_checkpoint.h5", tmp / "ck.h5");
 }
 
+// ONNX: the header and metadata of a livernet export without its (87 MB of) initializers, the same from
+// another producer, and the first 4 KiB of a real export (a truncation inside the initializers).
+void onnx() {
+  ModelConfig c;
+  c.head_hidden = {};
+  for (const char* producer : {"livernet", "pytorch"}) {
+    pb::Writer graph, m, meta, opset, node;
+    node.string(1, "image");
+    node.string(2, "logits");
+    node.string(4, "Identity");
+    graph.message(1, node);
+    graph.string(2, "livernet_paper");
+    m.int64(1, kOnnxIrVersion);
+    m.string(2, producer);
+    opset.string(1, "");
+    opset.int64(2, kOnnxOpset);
+    m.message(8, opset);
+    m.message(7, graph);
+    meta.string(1, kOnnxConfigKey);
+    meta.string(2, c.to_json());
+    m.message(14, meta);
+    put("onnx", std::string(producer) + "_header.onnx", m.data());
+  }
+  // A real export, cut after its first initializers (a truncation, and the initializer layout).
+  LesionClassifier model(c);
+  const std::string bytes = onnx_model_bytes(model, {});
+  put("onnx", "export_head.onnx", bytes.substr(0, 4096));
+}
+
 // ---- YAML --------------------------------------------------------------------------------------------
 void yaml(const fs::path& configs) {
   for (const char* f : {"demo_cpu.yaml", "paper.yaml"})
@@ -319,6 +350,7 @@ int main(int argc, char** argv) {
     manifest();
     dataset_h5(tmp);
     weights(tmp);
+    onnx();
     yaml(configs);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fuzz_make_corpus: %s\n", e.what());

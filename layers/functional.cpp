@@ -1,7 +1,10 @@
 #include "layers/functional.h"
-#include "kernels/tensor_ops.h"
 
+#include <functional>
 #include <memory>
+
+#include "kernels/tensor_ops.h"
+#include "layers/trace.h"
 
 namespace livernet::F {
 
@@ -39,12 +42,26 @@ std::shared_ptr<Node> make_node(const char* name, State state, Backward backward
 
 Tensor det(const Tensor& t) { return t.defined() ? t.detach() : t; }
 
+// Appends the op to this thread's trace::Recorder (layers/trace.h); callers ask trace::active() first, so an
+// untraced op pays one thread-local read.
+void trace_op(trace::OpKind kind, const char* name, std::vector<Tensor> inputs, const Tensor& y,
+              const std::function<void(trace::Op&)>& fill = {}) {
+  trace::Op op;
+  op.kind = kind;
+  op.name = name;
+  op.inputs = std::move(inputs);
+  op.output = y;
+  if (fill) fill(op);
+  trace::active()->add(std::move(op));
+}
+
 }  // namespace
 
 // ---- convolution ------------------------------------------------------------------------------------
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
   Tensor y = kernels::conv2d_forward(x, w, bias, p);
+  if (trace::active()) trace_op(trace::OpKind::conv2d, "conv2d", {x, w, bias}, y, [&](trace::Op& o) { o.conv = p; });
   if (any_requires_grad({x, w, bias})) {
     struct S {
       Tensor x, w;
@@ -74,6 +91,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   kernels::BatchNormState st;
   Tensor y = training ? kernels::batch_norm_train(x, gamma, beta, running_mean, running_var, momentum, eps, relu, st)
                       : kernels::batch_norm_eval(x, gamma, beta, running_mean, running_var, eps, relu, st);
+  if (trace::active())
+    trace_op(trace::OpKind::batch_norm, relu ? "batch_norm_relu" : "batch_norm",
+             {x, gamma, beta, running_mean, running_var}, y, [&](trace::Op& o) {
+               o.training = training;
+               o.eps = eps;
+               o.relu = relu;
+             });
   if (any_requires_grad({x, gamma, beta})) {
     struct S {
       Tensor x, y, gamma;
@@ -97,6 +121,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
 
 Tensor unary(kernels::UnaryOp op, const Tensor& x) {
   Tensor y = kernels::unary(op, x);
+  if (trace::active())
+    trace_op(trace::OpKind::unary, kernels::unary_op_name(op), {x}, y, [&](trace::Op& o) { o.unary = op; });
   if (any_requires_grad({x})) {
     struct S {
       Tensor x, y;
@@ -119,6 +145,8 @@ Tensor binary_op(kernels::BinaryOp op, const Tensor& a, const Tensor& b) {
   LN_CHECK(op == kernels::BinaryOp::add || op == kernels::BinaryOp::sub || op == kernels::BinaryOp::mul,
            "F: no differentiable '", kernels::binary_op_name(op), "'");
   Tensor y = kernels::binary(op, a, b);
+  if (trace::active())
+    trace_op(trace::OpKind::binary, kernels::binary_op_name(op), {a, b}, y, [&](trace::Op& o) { o.binary = op; });
   if (any_requires_grad({a, b})) {
     struct S {
       Tensor a, b;
@@ -154,6 +182,7 @@ Tensor mul(const Tensor& a, const Tensor& b) { return binary_op(kernels::BinaryO
 
 Tensor scale(const Tensor& x, float alpha) {
   Tensor y = kernels::scale(x, alpha);
+  if (trace::active()) trace_op(trace::OpKind::scale, "scale", {x}, y, [&](trace::Op& o) { o.alpha = alpha; });
   if (any_requires_grad({x})) {
     struct S {
       float alpha;
@@ -168,6 +197,7 @@ Tensor scale(const Tensor& x, float alpha) {
 
 Tensor scale_by(const Tensor& x, const Tensor& a) {
   Tensor y = kernels::scale_by(x, a);
+  if (trace::active()) trace_op(trace::OpKind::scale_by, "scale_by", {x, a}, y);
   if (any_requires_grad({x, a})) {
     struct S {
       Tensor x, a;
@@ -189,6 +219,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
   Tensor indices;
   const bool grad = any_requires_grad({x});
   Tensor y = kernels::max_pool2d_forward(x, p, indices, grad);
+  if (trace::active()) trace_op(trace::OpKind::max_pool2d, "max_pool2d", {x}, y, [&](trace::Op& o) { o.pool = p; });
   if (grad) {
     struct S {
       Tensor indices;
@@ -205,6 +236,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
   Tensor y = kernels::avg_pool2d_forward(x, p);
+  if (trace::active()) trace_op(trace::OpKind::avg_pool2d, "avg_pool2d", {x}, y, [&](trace::Op& o) { o.pool = p; });
   if (any_requires_grad({x})) {
     struct S {
       Shape x_shape;
@@ -220,6 +252,7 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
 
 Tensor global_avg_pool(const Tensor& x) {
   Tensor y = kernels::global_avg_pool_forward(x);
+  if (trace::active()) trace_op(trace::OpKind::global_avg_pool, "global_avg_pool", {x}, y);
   if (any_requires_grad({x})) {
     struct S {
       Shape x_shape;
@@ -234,6 +267,9 @@ Tensor global_avg_pool(const Tensor& x) {
 
 Tensor concat(const std::vector<Tensor>& xs, int axis) {
   Tensor y = kernels::concat(xs, axis);
+  if (trace::active())
+    trace_op(trace::OpKind::concat, "concat", xs, y,
+             [&](trace::Op& o) { o.axis = axis < 0 ? axis + xs[0].dim() : axis; });
   if (any_requires_grad(xs)) {
     struct S {
       int axis;
@@ -255,6 +291,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   Tensor y = kernels::linear_forward(x, w, bias);
+  if (trace::active()) trace_op(trace::OpKind::linear, "linear", {x, w, bias}, y);
   if (any_requires_grad({x, w, bias})) {
     struct S {
       Tensor x, w;
@@ -280,6 +317,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
 Tensor dropout(const Tensor& x, float p, bool training, std::uint64_t seed, std::uint64_t stream) {
   if (!training || p == 0.f) return x;
   Tensor y = kernels::dropout_forward(x, p, seed, stream);
+  if (trace::active()) trace_op(trace::OpKind::dropout, "dropout", {x}, y, [&](trace::Op& o) { o.alpha = p; });
   if (any_requires_grad({x})) {
     struct S {
       float p;
@@ -298,6 +336,7 @@ Tensor dropout(const Tensor& x, float p, bool training, std::uint64_t seed, std:
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const Tensor& class_weights, float label_smoothing) {
   kernels::CrossEntropyState st;
   Tensor loss = kernels::softmax_cross_entropy_forward(logits, labels, class_weights, label_smoothing, st);
+  if (trace::active()) trace_op(trace::OpKind::other, "cross_entropy", {logits, labels}, loss);
   if (any_requires_grad({logits})) {
     struct S {
       Tensor labels, weights;
@@ -317,6 +356,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const Tensor& c
 
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets, const Tensor& weight) {
   Tensor loss = kernels::bce_with_logits_forward(logits, targets, weight);
+  if (trace::active()) trace_op(trace::OpKind::other, "binary_cross_entropy_with_logits", {logits, targets}, loss);
   if (any_requires_grad({logits})) {
     struct S {
       Tensor logits, targets, weight;
@@ -333,6 +373,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 
 Tensor binary_cross_entropy(const Tensor& probs, const Tensor& targets) {
   Tensor loss = kernels::bce_forward(probs, targets);
+  if (trace::active()) trace_op(trace::OpKind::other, "binary_cross_entropy", {probs, targets}, loss);
   if (any_requires_grad({probs})) {
     struct S {
       Tensor probs, targets;
@@ -350,6 +391,7 @@ Tensor binary_cross_entropy(const Tensor& probs, const Tensor& targets) {
 namespace {
 Tensor reduce_all(const Tensor& x, bool mean) {
   Tensor y = mean ? kernels::mean(x) : kernels::sum(x);
+  if (trace::active()) trace_op(trace::OpKind::other, mean ? "mean" : "sum", {x}, y);
   if (any_requires_grad({x})) {
     struct S {
       Shape shape;
@@ -371,6 +413,7 @@ Tensor mean(const Tensor& x) { return reduce_all(x, true); }
 
 Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
   Tensor y = x.reshape(shape);
+  if (trace::active()) trace_op(trace::OpKind::reshape, "reshape", {x}, y, [&](trace::Op& o) { o.shape = shape; });
   if (any_requires_grad({x})) {
     struct S {
       Shape shape;
@@ -386,6 +429,7 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
 Tensor cast(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
   Tensor y = to_dtype(x, dtype);
+  if (trace::active()) trace_op(trace::OpKind::cast, "cast", {x}, y);
   if (any_requires_grad({x})) {
     struct S {
       DType from;
@@ -400,6 +444,7 @@ Tensor cast(const Tensor& x, DType dtype) {
 
 Tensor softmax(const Tensor& logits) {
   Tensor p = kernels::softmax(logits);
+  if (trace::active()) trace_op(trace::OpKind::softmax, "softmax", {logits}, p);
   if (any_requires_grad({logits})) record_non_differentiable(p, "softmax", {logits});
   return p;
 }

@@ -57,11 +57,17 @@ void save_weights(Module& model, const ModelConfig& config, const std::string& p
 
 namespace {
 
-// Recognises files that are not livernet weights and says what to do with them.
-void check_format(const H5File& f) {
+// Recognises files that are not livernet weights and says what to do with them. An ensemble file passes
+// when `ensemble` (it is read member by member).
+void check_format(const H5File& f, bool ensemble = false) {
   if (f.has_attr("/", "format")) {
     const std::string fmt = f.read_string_attr("/", "format");
-    LN_CHECK(fmt == kWeightsFormat || fmt == kCheckpointFormat, f.path(), ": a '", fmt, "' file, not livernet weights");
+    if (fmt == kEnsembleFormat && !ensemble)
+      LN_FAIL(f.path(), ": an ensemble of ", f.has_attr("/", "members") ? f.read_int_attr("/", "members") : 0,
+              " models, not one model's weights: tools/predict, tools/evaluate, tools/export and the C API use it as "
+              "one model; tools/train --weights and --resume take a single model's file");
+    LN_CHECK(fmt == kWeightsFormat || fmt == kCheckpointFormat || (ensemble && fmt == kEnsembleFormat), f.path(),
+             ": a '", fmt, "' file, not livernet weights");
     const std::int64_t v = f.read_int_attr("/", "format_version");
     LN_CHECK(v >= 1 && v <= kWeightsFormatVersion, f.path(), ": weight format version ", v,
              " is not supported by this livernet (which reads up to ", kWeightsFormatVersion, ")");
@@ -102,11 +108,20 @@ std::string LoadReport::summary() const {
 
 LoadReport load_weights(Module& model, const std::string& path, const LoadOptions& options) {
   H5File f = H5File::open(path);
-  check_format(f);
+  check_format(f, options.member > 0);
   LoadReport report;
+  // A member of an ensemble: its datasets under member_<i>/, named here without it.
+  const std::string prefix = options.member > 0 ? str_cat("member_", options.member, "/") : "";
+  if (options.member > 0) {
+    LN_CHECK(f.read_string_attr("/", "format") == kEnsembleFormat, path, ": not an ensemble file");
+    LN_CHECK(options.member <= f.read_int_attr("/", "members"), path, ": no member ", options.member);
+  }
   std::set<std::string> file_sets;
-  for (const std::string& d : f.datasets())
+  for (const std::string& full : f.datasets()) {
+    if (full.rfind(prefix, 0) != 0) continue;
+    const std::string d = full.substr(prefix.size());
     if (d.rfind("optimizer/", 0) != 0 && d.rfind("trainer/", 0) != 0) file_sets.insert(d);  // checkpoint extras
+  }
   std::set<std::string> used;
   // Validate everything before changing anything, so a failed load leaves the model untouched.
   std::vector<std::pair<Tensor*, Tensor>> staged;
@@ -125,13 +140,13 @@ LoadReport load_weights(Module& model, const std::string& path, const LoadOption
       continue;
     }
     used.insert(ds);
-    const H5DatasetInfo inf = f.info(ds);
-    LN_CHECK(inf.numeric && inf.type == "float32", path, ": '", ds, "' is ", inf.type, ", expected float32");
+    const H5DatasetInfo inf = f.info(prefix + ds);
+    LN_CHECK(inf.numeric && inf.type == "float32", path, ": '", prefix + ds, "' is ", inf.type, ", expected float32");
     const Tensor& target = *named.tensor;
     const Shape want = target.dim() == 4 ? Shape{target.size(0), target.size(3), target.size(1), target.size(2)} : target.shape();
-    LN_CHECK(inf.shape == want, path, ": '", ds, "' has shape ", inf.shape.str(), " but the model expects ", want.str(),
-             target.dim() == 4 ? " (OIHW)" : "");
-    staged.emplace_back(named.tensor, from_file_layout(f.read(ds, DType::f32)));
+    LN_CHECK(inf.shape == want, path, ": '", prefix + ds, "' has shape ", inf.shape.str(), " but the model expects ",
+             want.str(), target.dim() == 4 ? " (OIHW)" : "");
+    staged.emplace_back(named.tensor, from_file_layout(f.read(prefix + ds, DType::f32)));
     report.loaded.push_back(named.name);
   }
   for (const std::string& d : file_sets) {
@@ -149,7 +164,7 @@ LoadReport load_weights(Module& model, const std::string& path, const LoadOption
 
 ModelConfig read_model_config(const std::string& path) {
   H5File f = H5File::open(path);
-  check_format(f);
+  check_format(f, /*ensemble=*/true);
   LN_CHECK(f.has_attr("/", "model"), path, ": no 'model' attribute (the model configuration)");
   const std::string json = f.read_string_attr("/", "model");  // its errors name the file already
   try {
@@ -163,6 +178,51 @@ std::unique_ptr<LesionClassifier> load_model(const std::string& path) {
   auto model = std::make_unique<LesionClassifier>(read_model_config(path));
   load_weights(*model, path);
   return model;
+}
+
+int ensemble_members(const std::string& path) {
+  H5File f = H5File::open(path);
+  check_format(f, /*ensemble=*/true);
+  if (f.read_string_attr("/", "format") != kEnsembleFormat) return 0;
+  LN_CHECK(f.has_attr("/", "members"), path, ": an ensemble file without its 'members' attribute");
+  const std::int64_t k = f.read_int_attr("/", "members");
+  LN_CHECK(k >= 2 && k <= 100, path, ": an ensemble of ", k, " members (2 to 100 are read)");
+  return static_cast<int>(k);
+}
+
+void save_ensemble(const std::vector<LesionClassifier*>& members, const std::string& path,
+                   const std::function<void(H5File&)>& extra) {
+  LN_CHECK(members.size() >= 2, path, ": an ensemble needs at least two models, got ", members.size());
+  const std::string config = members[0]->config().to_json();
+  for (std::size_t i = 1; i < members.size(); ++i)
+    LN_CHECK(members[i]->config().to_json() == config, path, ": ensemble member ", i + 1,
+             " has another configuration than member 1 (an ensemble averages models of one architecture and classes)");
+  write_file_atomically(path, [&](const std::string& tmp) {
+    H5File f = H5File::create(tmp);
+    f.write_string_attr("/", "format", kEnsembleFormat);
+    f.write_int_attr("/", "format_version", kWeightsFormatVersion);
+    f.write_string_attr("/", "model", config);
+    f.write_int_attr("/", "members", static_cast<std::int64_t>(members.size()));
+    for (std::size_t i = 0; i < members.size(); ++i)
+      for (auto& named : members[i]->named_state())
+        f.write(str_cat("member_", i + 1, "/", dataset_path(named.name)), to_file_layout(*named.tensor));
+    if (extra) extra(f);
+    f.close();
+  });
+}
+
+std::vector<std::unique_ptr<LesionClassifier>> load_ensemble(const std::string& path) {
+  const int k = ensemble_members(path);
+  LN_CHECK(k > 0, path, ": not an ensemble file (one model's weights: load it as a model)");
+  const ModelConfig cfg = read_model_config(path);
+  std::vector<std::unique_ptr<LesionClassifier>> out;
+  for (int i = 1; i <= k; ++i) {
+    out.push_back(std::make_unique<LesionClassifier>(cfg));
+    LoadOptions o;
+    o.member = i;
+    load_weights(*out.back(), path, o);
+  }
+  return out;
 }
 
 }  // namespace livernet::io

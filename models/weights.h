@@ -20,6 +20,11 @@ constexpr const char* kWeightsFormat = "livernet-weights";
 // A checkpoint is a weight file (same layout, readable by load_weights) with the training state added
 // under /optimizer and /trainer.
 constexpr const char* kCheckpointFormat = "livernet-checkpoint";
+// An ensemble file: several models of one configuration (a run's fold models) used as one, their
+// probabilities averaged (train::Classifier). Root attributes format = kEnsembleFormat, format_version,
+// model (the members' configuration) and members (their number); member i's tensors are those of a weight
+// file under member_<i>/ (1-based).
+constexpr const char* kEnsembleFormat = "livernet-ensemble";
 
 // "a.b.c" -> "a/b/c"
 std::string dataset_path(const std::string& dotted_name);
@@ -36,6 +41,8 @@ void save_weights(Module& model, const ModelConfig& config, const std::string& p
                   const std::function<void(H5File&)>& extra = {}, const char* format = kWeightsFormat);
 
 struct LoadOptions {
+  // 0: a weight file (or checkpoint); i >= 1: member i of an ensemble file.
+  int member = 0;
   // Strict: every model tensor must be in the file and every file tensor in the model.
   bool strict = true;
   // When non-empty, only tensors whose dotted names start with one of these prefixes are loaded; the
@@ -62,5 +69,15 @@ LoadReport load_weights(Module& model, const std::string& path, const LoadOption
 ModelConfig read_model_config(const std::string& path);
 // Builds the model a weight file describes and loads it strictly.
 std::unique_ptr<LesionClassifier> load_model(const std::string& path);
+
+// The number of members of an ensemble file, 0 for a weight file or checkpoint (after checking it is one of
+// them: anything else throws Error naming the file).
+int ensemble_members(const std::string& path);
+// Writes `members` (at least two, of one configuration) as an ensemble file, atomically; `extra` adds more
+// (train::write_model_usage) before it is committed.
+void save_ensemble(const std::vector<LesionClassifier*>& members, const std::string& path,
+                   const std::function<void(H5File&)>& extra = {});
+// The members of an ensemble file, each loaded strictly.
+std::vector<std::unique_ptr<LesionClassifier>> load_ensemble(const std::string& path);
 
 }  // namespace livernet::io

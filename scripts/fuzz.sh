@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh [--time SECONDS] [--seed N] [--jobs N] [--build-only] [--no-build] [--replay] [--keep-going] [TARGET...]
 #
-# Targets (fuzz/fuzz_<target>.cpp; default: all): nifti dicom dicom_seg npy png manifest dataset_h5 weights
+# Targets (fuzz/fuzz_<target>.cpp; default: all): nifti dicom dicom_seg npy png manifest dataset_h5 weights onnx
 # train_config class_map.
 #   --time S      fuzz each target for S seconds (default 600), one target at a time
 #   --seed N      libFuzzer's random seed (default: taken from the commit, so a run on a clean clone of one
@@ -36,7 +36,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-ALL=(nifti dicom dicom_seg npy png manifest dataset_h5 weights train_config class_map)
+ALL=(nifti dicom dicom_seg npy png manifest dataset_h5 weights onnx train_config class_map)
 TIME=600
 JOBS=2
 BUILD=1

@@ -6,7 +6,8 @@
 #
 #   --deps-only     install packages, do not build
 #   --test-deps     also install the test-only tools: reference oracles (Debian's PyTorch, torchvision, h5py,
-#                   numpy) and Chromium (renders the HTML report in a test)
+#                   numpy, onnx; onnxruntime from PyPI into deps/onnxruntime, a virtual environment),
+#                   Chromium (renders the HTML report in a test) and Open MPI (the build then has MPI)
 #   --fuzz-deps     also install clang and libFuzzer (scripts/fuzz.sh)
 #   --build-dir     build directory (default: build, or build-asan with --sanitize)
 #   --build-type    CMake build type (default: Release; RelWithDebInfo with --sanitize)
@@ -34,7 +35,9 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libpng-dev zlib1g-dev libdcmtk-dev
 )
-test_packages=(python3 python3-torch python3-torchvision python3-h5py python3-numpy chromium dcmtk)
+# Open MPI: the tests run tools/train under mpirun (docs/distributed.md), so the test build is an MPI build.
+test_packages=(python3 python3-torch python3-torchvision python3-h5py python3-numpy python3-onnx python3-venv chromium dcmtk
+               libopenmpi-dev openmpi-bin)
 ((test_deps)) && packages+=("${test_packages[@]}")
 ((fuzz_deps)) && packages+=(clang libclang-rt-14-dev)
 
@@ -51,6 +54,18 @@ if ((${#missing[@]})); then
   echo "setup.sh: installing ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# onnxruntime, the oracle of the ONNX export test, is not packaged by Debian: a virtual environment over the
+# system's Python (its numpy) with the wheel from PyPI. Without network the test skips, saying so.
+ort_venv="$here/deps/onnxruntime" ort_version="1.32.0"
+if ((test_deps)) && ! "$ort_venv/bin/python" -c "import onnxruntime" 2>/dev/null; then
+  echo "setup.sh: installing onnxruntime $ort_version from PyPI into deps/onnxruntime"
+  rm -rf "$ort_venv"
+  if ! { python3 -m venv --system-site-packages "$ort_venv" &&
+         timeout 600 "$ort_venv/bin/pip" install -q --disable-pip-version-check "onnxruntime==$ort_version"; } >/dev/null 2>&1; then
+    echo "setup.sh: could not install onnxruntime from PyPI (no network?); the ONNX runtime test will be skipped"
+    rm -rf "$ort_venv"
+  fi
 fi
 ((deps_only)) && { echo "setup.sh: packages ready"; exit 0; }
 

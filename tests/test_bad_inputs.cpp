@@ -22,15 +22,17 @@
 #include <string>
 #include <vector>
 
+#include "ct/nifti.h"
+#include "data/dataset.h"
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dctk.h"
-#include "data/dataset.h"
 #include "io/hdf5.h"
 #include "io/image.h"
-#include "ct/nifti.h"
+#include "io/protobuf.h"
 #include "kernels/tensor_ops.h"
-#include "models/weights.h"
 #include "models/inception_v3.h"
+#include "models/onnx.h"
+#include "models/weights.h"
 #include "test_util.h"
 #include "train/train_config.h"
 
@@ -335,6 +337,24 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
   for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
   return s;
+}
+
+// The protobuf of an ONNX model (onnx.proto field numbers) from `producer` with one initializer (none when
+// empty) and, when given, livernet's configuration metadata.
+std::string onnx_file(const std::string& producer, const io::pb::Writer& initializer, const std::string& config_json) {
+  io::pb::Writer graph, m;
+  if (!initializer.data().empty()) graph.message(5, initializer);
+  graph.string(2, "main");
+  m.int64(1, 8);  // IR version
+  m.string(2, producer);
+  m.message(7, graph);
+  if (!config_json.empty()) {
+    io::pb::Writer meta;
+    meta.string(1, io::kOnnxConfigKey);
+    meta.string(2, config_json);
+    m.message(14, meta);
+  }
+  return m.data();
 }
 
 // A small valid configuration (training would take seconds; every case fails before it starts).
@@ -761,6 +781,45 @@ std::vector<Case> cases() {
                  io::H5File f = io::H5File::create(d("k.h5"));
                  f.write("Conv2d_1a_3x3.conv.weight", zeros(Shape{32, 3, 3, 3}));
                }, "convert_weights", "--from torchvision {d}/k.h5 -o {d}/out.h5", {"missing 'Conv2d_1a_3x3.bn."}, "k.h5", {"out.h5"}});
+
+  // ---- export to ONNX, and reading ONNX back -------------------------------------------------------------
+  t.push_back({"ExportBackboneOnly", [](const Dir& d) {
+                 ModelConfig cfg = ModelConfig::plain_inception_v3(Flavour::keras, 0);
+                 LesionClassifier model(cfg);
+                 io::save_weights(model, cfg, d("b.h5"));
+               }, "export", "{d}/b.h5 -o {d}/out.onnx", {"the model has no classifier"}, "b.h5", {"out.onnx"}});
+  t.push_back({"ExportNotAModelFile", [](const Dir& d) { spit(d("x.h5"), "not a model"); }, "export",
+               "{d}/x.h5 -o {d}/out.onnx", {"not an HDF5 file"}, "x.h5", {"out.onnx"}});
+  t.push_back({"ExportWindowWithImageInput", nullptr, "export", "{w} --input image --window-width 300 -o {d}/out.onnx",
+               {"--window-level/--window-width apply to --input hu only"}, "--input", {"out.onnx"}});
+  t.push_back({"ExportEnsembleOfOneModel", nullptr, "export", "{w} --format ensemble -o {d}/out.h5",
+               {"one model; --format ensemble takes a run directory (its fold models) or an ensemble file"}, "w.h5",
+               {"out.h5"}});
+  t.push_back({"ExportRunNotFinished", [](const Dir& d) { spit(d("run/config.yaml"), tiny_yaml()); }, "export",
+               "{d}/run -o {d}/out.onnx", {"the run has not finished (no metrics.json)", "tools/train --resume"}, "run",
+               {"out.onnx"}});
+  const std::string kFromOnnx = "--from onnx {d}/m.onnx -o {d}/out.h5";
+  t.push_back({"OnnxNotWrittenByLivernet", [](const Dir& d) { spit(d("m.onnx"), onnx_file("pytorch", {}, "")); },
+               "convert_weights", kFromOnnx, {"written by 'pytorch', not by livernet"}, "m.onnx", {"out.h5"}});
+  t.push_back({"OnnxNotOnnx", [](const Dir& d) { spit(d("m.onnx"), "PK\x03\x04 a zip file, say"); }, "convert_weights",
+               kFromOnnx, {"malformed"}, "m.onnx", {"out.h5"}});
+  t.push_back({"OnnxTruncated", [](const Dir& d) {
+                 std::unique_ptr<LesionClassifier> model = io::load_model(weights());
+                 const std::string bytes = io::onnx_model_bytes(*model, {});
+                 spit(d("m.onnx"), bytes.substr(0, bytes.size() / 2));
+               }, "convert_weights", kFromOnnx, {"truncated"}, "m.onnx", {"out.h5"}});
+  t.push_back({"OnnxInitializerMissing", [](const Dir& d) {
+                 // A livernet export whose metadata describe a model of which its graph holds one tensor.
+                 io::pb::Writer bias;
+                 bias.int64(1, 2);  // dims
+                 bias.int64(2, 1);  // float
+                 bias.string(8, "head.fc.bias");
+                 bias.packed_float(4, {0.f, 0.f});
+                 ModelConfig cfg;
+                 cfg.head_hidden = {};
+                 spit(d("m.onnx"), onnx_file("livernet", bias, cfg.to_json()));
+               }, "convert_weights", kFromOnnx, {"no initializer 'backbone.Conv2d_1a_3x3.conv.weight'"}, "m.onnx",
+               {"out.h5"}});
 
   // ---- extract_lesions: NIfTI, DICOM, class maps, the id key ----------------------------------------
   const std::function<void(const Dir&)> nifti = [](const Dir& d) {

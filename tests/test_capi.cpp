@@ -9,11 +9,13 @@
 #include <filesystem>
 
 #include "ct/nifti.h"
+#include "data/lesions.h"
 #include "data/phantom_volumes.h"
 #include "layers/init.h"
 #include "livernet.h"
 #include "models/weights.h"
 #include "test_util.h"
+#include "train/model_usage.h"
 
 using namespace livernet;
 namespace fs = std::filesystem;
@@ -85,6 +87,27 @@ TEST(CApi, ClassifiesAVolumeAsPredictCtDoes) {
                                      ct.grid.origin.data(), axes, nullptr, &lesions, &probs),
             -1);
   EXPECT_NE(std::string(livernet_last_error()).find("livernet_classify_volume"), std::string::npos) << livernet_last_error();
+  EXPECT_EQ(livernet_model_patch_options(m).size, 96);  // the file records no geometry: extract_lesions' defaults
+  livernet_model_free(m);
+
+  // A model file that records its training patches' geometry: options NULL cuts lesions that way.
+  data::ExtractOptions cut;
+  cut.size = 32;
+  train::ModelUsage usage;
+  usage.extraction = data::extraction_json(cut);
+  train::rewrite_model_usage(dir.str("w.h5"), usage);
+  m = livernet_model_load(dir.str("w.h5").c_str(), "cpu");
+  ASSERT_NE(m, nullptr) << livernet_last_error();
+  EXPECT_EQ(livernet_model_patch_options(m).size, 32);
+  EXPECT_EQ(livernet_classify_volume(m, ct.v.data(), mask.data(), static_cast<int>(ct.grid.size[0]),
+                                     static_cast<int>(ct.grid.size[1]), static_cast<int>(ct.grid.size[2]),
+                                     ct.grid.spacing.data(), ct.grid.origin.data(), axes, nullptr, &lesions, &probs),
+            n)
+      << livernet_last_error();
+  for (int i = 0; i < n; ++i)
+    EXPECT_NEAR(probs[2 * i + 1], std::stod(rows[static_cast<std::size_t>(i) + 1][11]), 1e-5) << i;
+  livernet_free(lesions);
+  livernet_free(probs);
   livernet_model_free(m);
   EXPECT_EQ(livernet_model_load(dir.str("missing.h5").c_str(), "cpu"), nullptr);
   EXPECT_NE(std::string(livernet_last_error()).find("missing.h5"), std::string::npos);

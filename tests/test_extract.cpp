@@ -13,15 +13,16 @@
 #include <fstream>
 #include <map>
 
-#include "data/dataset.h"
 #include "ct/dicom.h"
 #include "ct/nifti.h"
-#include "test_util.h"
+#include "data/dataset.h"
 #include "data/lesions.h"
 #include "data/phantom_volumes.h"
 #include "data/pseudonym.h"
 #include "layers/init.h"
 #include "models/weights.h"
+#include "test_util.h"
+#include "train/model_usage.h"
 
 using namespace livernet;
 using namespace livernet::data;
@@ -556,6 +557,24 @@ TEST(ExtractLesions, PredictOnACtVolumeClassifiesEveryLesionAsItsPatch) {
       EXPECT_NEAR(lps[1], y, 0.5);
       EXPECT_NEAR(lps[2], z, 1.0);
     }
+    // The dataset records how its patches were cut; a model file that records it too (as tools/train writes
+    // it) needs no geometry flags, and a flag that disagrees is warned about.
+    const data::Dataset extracted = data::load_dataset_h5(dir.str("a.h5"));
+    EXPECT_EQ(data::parse_extraction(extracted.extraction, "a.h5").size, 32) << extracted.extraction;
+    train::ModelUsage usage;
+    usage.extraction = extracted.extraction;
+    train::rewrite_model_usage(dir.str("w.h5"), usage);
+    const std::string ct_args =
+        "-w " + dir.str("w.h5") + " --ct " + ct + " --mask " + mask +
+        " --lesions '2|3|liver ?kyste?\\d*|livertumou?r\\d*|tumor_\\d+|cyst_\\d+' --device cpu ";
+    r = run_tool(dir, "predict", ct_args + "-o " + dir.str("ct_recorded.csv"));
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(slurp(dir.str("ct_recorded.csv")), slurp(dir.str("ct.csv")));
+    EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+    r = run_tool(dir, "predict", ct_args + "--patch-size 48 -o " + dir.str("ct48.csv"));
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.err.find("warning: --patch-size 48 differs from the 32 the training patches"), std::string::npos)
+        << r.err;
     const std::string out = slurp(dir.str("ct.csv"));
     for (const std::string& id : {truth[0].patient_name, truth[0].patient_id, truth[0].folder, truth[0].birth_date})
       if (!id.empty()) {

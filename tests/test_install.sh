@@ -2,7 +2,8 @@
 # The C API as an integrator meets it: `cmake --install` into a fresh prefix, examples/ configured and built
 # against that prefix alone (find_package(livernet), not the build tree), then its probabilities for the
 # patches of a trained run equal tools/predict's on the same patches; liblivernet exports only the C API;
-# a bad model path gives one line naming the file and exit code 1.
+# a bad model path gives one line naming the file and exit code 1; the installed tools (bin/livernet TOOL)
+# run from the prefix and give the build's output.
 set -euo pipefail
 build="$1" src="$2" py="${3:-python3}"
 "$py" -c 'import h5py, numpy' 2>/dev/null || { echo "skipped: $py with h5py and numpy is needed to write the patches"; exit 77; }
@@ -59,4 +60,19 @@ rc=$?
 set -e
 [[ $rc -eq 1 && ! -s $dir/err.out && $(wc -l < "$dir/err.log") -eq 1 ]] && grep -q "missing.h5" "$dir/err.log" ||
   fail "a missing model: exit $rc, stderr: $(cat "$dir/err.log")"
-echo "test_install: installed, built against the package, same probabilities as tools/predict, one-line errors"
+
+# The tools, installed in libexec/livernet and run through bin/livernet, from the prefix alone.
+cli="$dir/prefix/bin/livernet"
+[[ -x $cli ]] || fail "the install lacks bin/livernet"
+usage=$("$cli" --help)
+[[ $usage == *predict* && $usage == *export* && $usage == *train* ]] || fail "livernet --help lists no tools: $usage"
+"$cli" predict -w "$model" -i "$dir/p.npy" --preprocess --device cpu -o "$dir/installed.csv" 2> /dev/null ||
+  fail "the installed predict failed"
+cmp -s "$dir/predict.csv" "$dir/installed.csv" || fail "the installed predict's CSV differs from the build's"
+set +e
+"$cli" nosuch > "$dir/err.out" 2> "$dir/err.log"
+rc=$?
+set -e
+[[ $rc -eq 2 && $(wc -l < "$dir/err.log") -eq 1 ]] && grep -q "no tool 'nosuch'" "$dir/err.log" ||
+  fail "livernet nosuch: exit $rc, stderr: $(cat "$dir/err.log")"
+echo "test_install: installed, built against the package, same probabilities as tools/predict, one-line errors; the installed tools run"

@@ -3,25 +3,28 @@
 // run on phantoms that beats chance.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
-#include <algorithm>
-#include <iterator>
 
 #include "core/philox.h"
 #include "data/augment.h"
+#include "data/lesions.h"
 #include "data/loader.h"
+#include "data/phantoms.h"
 #include "kernels/tensor_ops.h"
+#include "test_util.h"
+#include "train/classifier.h"
 #include "train/cv.h"
 #include "train/metrics.h"
-#include "data/phantoms.h"
+#include "train/model_usage.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
-#include "test_util.h"
 
 using namespace livernet;
 using namespace livernet::data;
@@ -309,6 +312,81 @@ TEST(Training, ResumeAfterInterruptionEqualsAnUninterruptedRun) {
     };
     EXPECT_EQ(strip(slurp(dir.str("resumed") + h)), strip(slurp(dir.str("full") + h)));
   }
+}
+
+TEST(Training, FinalEpochsAreTheMedianOfTheFoldsBestEpochs) {
+  auto folds = [](std::vector<int> best) {
+    std::vector<FoldResult> f(best.size());
+    for (std::size_t i = 0; i < best.size(); ++i) f[i].best_epoch = best[i];
+    return f;
+  };
+  EXPECT_EQ(final_epochs(folds({3, 1, 2})), 2);
+  EXPECT_EQ(final_epochs(folds({1, 2})), 2);  // 1.5 rounded up
+  EXPECT_EQ(final_epochs(folds({2, 2, 5, 5})), 4);
+  EXPECT_EQ(final_epochs(folds({7, 9, 8, 1, 30})), 8);
+  EXPECT_THROW(final_epochs({}), Error);
+}
+
+TEST(Training, FinalModelTrainsOnEveryPatientAndResumesToTheSameWeights) {
+  TempDir dir;
+  data::Dataset d = make_phantoms({.patients = 12, .max_lesions = 4, .size = 32});
+  data::ExtractOptions cut;
+  cut.size = 32;
+  cut.spacing_mm = 0.7;
+  d.extraction = data::extraction_json(cut);  // as if extract_lesions had cut the patches
+  data::save_dataset_h5(d, dir.str("d.h5"));
+  TrainConfig cfg = tiny_config(dir.str("d.h5"));
+  cfg.epochs = 3;
+  cfg.final_model = true;
+  fs::create_directories(dir.str("full"));
+  Progress quiet(dir.str("full/log.txt"));
+  const RunSummary s = run_training(cfg, dir.str("full"), quiet);
+  ASSERT_EQ(s.final_model, dir.str("full/final/model.h5"));
+  EXPECT_EQ(s.final_epochs, final_epochs(s.folds));
+  EXPECT_FALSE(fs::exists(dir.str("full/final/best.h5")));
+  // Trained for that many epochs on every lesion, nothing held out.
+  const std::string history = slurp(dir.str("full/final/history.csv"));
+  EXPECT_EQ(std::count(history.begin(), history.end(), '\n'), s.final_epochs + 1) << history;
+  const std::string result = slurp(dir.str("full/final/result.json"));
+  EXPECT_NE(result.find(str_cat("\"epochs\":", s.final_epochs)), std::string::npos) << result;
+  EXPECT_NE(result.find(str_cat("\"lesions\":", s.data.size())), std::string::npos) << result;
+  // The run's window and temperature, and it classifies as a fold model does.
+  const auto u = read_model_usage(s.final_model);
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->temperature, s.calibration.temperature);
+  EXPECT_NE(u->calibration.find("no held-out patients"), std::string::npos) << u->calibration;
+  // The patch geometry of the training data, in the final and the fold models.
+  EXPECT_EQ(u->extraction, d.extraction);
+  EXPECT_EQ(read_model_usage(dir.str("full/fold_2/best.h5"))->extraction, d.extraction);
+  Classifier clf(s.final_model, Device::cpu());
+  EXPECT_EQ(clf.temperature, s.calibration.temperature);
+  EXPECT_TRUE(clf.extraction_recorded);
+  EXPECT_EQ(clf.extraction.spacing_mm, 0.7);
+  // Not one of the fold models.
+  auto final_w = io::load_model(s.final_model), fold_w = io::load_model(dir.str("full/fold_1/best.h5"));
+  EXPECT_NE(final_w->head->named_parameters()[0].tensor->to_vector<float>(),
+            fold_w->head->named_parameters()[0].tensor->to_vector<float>());
+  // A finished final model is kept when the run is resumed.
+  const auto written = fs::last_write_time(s.final_model);
+  run_training(cfg, dir.str("full"), quiet);
+  EXPECT_EQ(fs::last_write_time(s.final_model), written);
+
+  // Interrupted part-way through the final model, then resumed: the same weights, bit for bit.
+  fs::create_directories(dir.str("resumed"));
+  Progress p2(dir.str("resumed/log.txt"));
+  TrainHooks h;
+  h.on_step = [&](int f, std::int64_t step) {
+    if (f == cfg.folds && step == 5) interrupt_flag() = true;
+  };
+  EXPECT_THROW(run_training(cfg, dir.str("resumed"), p2, h), Interrupted);
+  interrupt_flag() = false;
+  EXPECT_TRUE(fs::exists(dir.str("resumed/final/checkpoint.h5")));
+  run_training(cfg, dir.str("resumed"), p2);
+  auto a = io::load_model(s.final_model), b = io::load_model(dir.str("resumed/final/model.h5"));
+  auto sa = a->named_state(), sb = b->named_state();
+  ASSERT_EQ(sa.size(), sb.size());
+  for (std::size_t i = 0; i < sa.size(); ++i)
+    EXPECT_EQ(sa[i].tensor->to_vector<float>(), sb[i].tensor->to_vector<float>()) << sa[i].name;
 }
 
 TEST(Training, SmokeRunOnPhantomsBeatsChance) {

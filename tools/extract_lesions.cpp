@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
       LN_CHECK(!strict || skipped.empty(), skipped.size(), " patient(s) skipped and --strict given; nothing written (",
                first_skip, ")");
 
+      d.extraction = data::extraction_json(o);
       data::save_dataset_h5(d, output);
       std::vector<std::vector<std::string>> rows{{"patient", "lesion", "class", "label", "volume_ml", "max_diameter_mm", "slice",
                                                   "i0", "j0", "k0", "i1", "j1", "k1", "centroid_x_mm", "centroid_y_mm",

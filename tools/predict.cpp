@@ -234,8 +234,11 @@ int main(int argc, char** argv) {
   app.add_option("--lesions", lesions, "with --ct: the structures of the mask that are lesions (full-match, case-insensitive "
                  "regular expression on label values, segment labels or mask folder names); needed when the mask holds "
                  "several")->capture_default_str();
-  app.add_option("--patch-spacing", extract.spacing_mm, "with --ct: in-plane spacing of the patches, mm (as extract_lesions "
-                 "made the training data)")->capture_default_str()->check(CLI::Range(0.05, 10.0));
+  app.add_option("--patch-spacing", extract.spacing_mm,
+                 "with --ct: in-plane spacing of the patches, mm (default: as "
+                 "extract_lesions cut the training data, when the model file records it)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 10.0));
   app.add_option("--patch-size", extract.size, "with --ct: patch side, pixels")->capture_default_str()->check(CLI::Range(16, 1024));
   app.add_option("--margin", extract.margin_mm, "with --ct: context around the lesion, mm")->capture_default_str()
       ->check(CLI::Range(0.0, 200.0));
@@ -293,6 +296,29 @@ int main(int argc, char** argv) {
     if (!ct.empty()) {
       LN_CHECK(!mask.empty(), "--ct needs --mask (the lesions' outlines)");
       LN_CHECK(!logits && resize == "model" && !preprocess, "--ct takes neither --logits, --resize none nor --preprocess");
+      // The patch geometry the model's training data was cut with, when its file records it; the flags still
+      // override it, with a warning.
+      if (clf.extraction_recorded) {
+        const data::ExtractOptions& m = clf.extraction;
+        struct Field {
+          const char* flag;
+          double* value;
+          double model;
+        };
+        double size = extract.size;
+        for (const Field& f : {Field{"--patch-spacing", &extract.spacing_mm, m.spacing_mm},
+                               Field{"--patch-size", &size, static_cast<double>(m.size)},
+                               Field{"--margin", &extract.margin_mm, m.margin_mm},
+                               Field{"--min-volume", &extract.min_volume_mm3, m.min_volume_mm3}}) {
+          if (!app.count(f.flag))
+            *f.value = f.model;
+          else if (*f.value != f.model)
+            std::fprintf(stderr,
+                         "predict: warning: %s %g differs from the %g the training patches of %s were cut with\n",
+                         f.flag, *f.value, f.model, weights.c_str());
+        }
+        extract.size = static_cast<int>(size);
+      }
       return predict_ct(clf, ct, mask, lesions, app.count("--lesions") > 0, extract, output, batch);
     }
     std::vector<std::vector<std::string>> rows;

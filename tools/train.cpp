@@ -4,13 +4,16 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <optional>
 #include <fstream>
+#include <functional>
+#include <optional>
 
-#include "train/report.h"
+#include "dist/comm.h"
 #include "io/hdf5.h"
+#include "io/md5.h"
 #include "models/weights.h"
 #include "tools/cli.h"
+#include "train/report.h"
 #include "train/run_lock.h"
 #include "train/trainer.h"
 
@@ -47,6 +50,38 @@ data::Dataset check_inputs(const train::TrainConfig& cfg, const std::string& res
   }
   return data;
 }
+// Runs `fn` on every process of `job` and, when it failed on any, throws on every process the first failure
+// (so each prints one line and exits 1, rather than leaving the others waiting).
+void agree(dist::Comm& job, const std::function<void()>& fn) {
+  std::string error;
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    if (job.size() == 1) throw;
+    error = e.what();
+  }
+  if (job.size() == 1) return;
+  const std::vector<std::string> all = job.all_gather(error);
+  for (int r = 0; r < job.size(); ++r)
+    if (!all[static_cast<std::size_t>(r)].empty())
+      throw Error(r == 0 ? all[0] : str_cat("process ", r, ": ", all[static_cast<std::size_t>(r)]));
+}
+
+// Every process of a job must train the same configuration on the same data: a digest of the resolved
+// configuration (but its device and loader threads) and of the data file's bytes, compared with process 0's.
+void check_same_inputs(dist::Comm& job, train::TrainConfig cfg) {
+  cfg.device.clear();  // may differ: one GPU per process
+  cfg.loader_threads = 0;
+  const std::string mine = io::md5_bytes(cfg.to_yaml()) + " " + io::md5_file(cfg.data);
+  const std::vector<std::string> all = job.all_gather(mine);
+  for (int r = 1; r < job.size(); ++r) {
+    const std::string& theirs = all[static_cast<std::size_t>(r)];
+    LN_CHECK(theirs == all[0], "process ", r, " has ",
+             theirs.substr(0, 32) != all[0].substr(0, 32) ? "another configuration" : "another data file",
+             " than process 0 (", theirs.substr(0, 32) != all[0].substr(0, 32) ? "config.yaml" : cfg.data,
+             " differs): every process of a job must see the same run directory and data");
+  }
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,7 +93,7 @@ int main(int argc, char** argv) {
   int epochs = 0, batch = 0, folds = 0, size = 0, threads = 0;
   float lr = 0;
   std::int64_t seed = -1;
-  bool force = false, augment = false, no_augment = false;
+  bool force = false, augment = false, no_augment = false, final_model = false;
   app.add_option("--config,-c", config_path, "YAML configuration (configs/paper.yaml, configs/demo_cpu.yaml)");
   app.add_option("--data,-d", data, "dataset .h5 or manifest .csv (data.path)");
   app.add_option("--weights,-w", weights, "ImageNet weights from tools/convert_weights (model.weights)");
@@ -77,69 +112,126 @@ int main(int argc, char** argv) {
   app.add_flag("--augment", augment, "data.augment.enabled = true");
   app.add_flag("--no-augment", no_augment, "data.augment.enabled = false");
   app.add_flag("--force", force, "replace an existing run directory");
+  app.add_flag("--final", final_model,
+               "cv.final = true: after the cross-validation, train one model on every patient "
+               "for the median of the folds' best epochs (RUN/final/model.h5); with --resume, adds it to a run");
   app.add_option("--resume", resume, "continue an interrupted run (its directory)");
   return tools::run(app, argc, argv, [&]() -> int {
+    // Started by mpirun or srun (a build with MPI), the processes of the job share the folds out
+    // (docs/distributed.md); process 0 prepares the run directory and the others take its configuration.
+    dist::Comm& job = dist::world();
+    const bool multi = job.size() > 1;
     train::TrainConfig cfg;
     std::string run_dir;
-    std::optional<train::RunLock> lock;  // held until the process ends
-    if (!resume.empty()) {
-      LN_CHECK(config_path.empty() && data.empty() && weights.empty(), "--resume takes the run's own configuration; only "
-                                                                        "--device, --loader-threads may change");
-      LN_CHECK(fs::is_directory(resume), resume, ": no such run directory");
-      lock.emplace(resume);
-      LN_CHECK(fs::exists(resume + "/config.yaml"), resume, ": no config.yaml: the run was stopped before it started; start it "
-               "again (with --force to replace the directory)");
-      cfg = train::load_train_config(resume + "/config.yaml");
-      run_dir = resume;
-    } else {
-      if (!config_path.empty()) cfg = train::load_train_config(config_path);
-      if (!data.empty()) cfg.data = data;
-      if (!weights.empty()) cfg.weights = weights;
-      if (epochs) cfg.epochs = epochs;
-      if (batch) cfg.batch_size = batch;
-      if (lr > 0) cfg.lr = lr;
-      if (folds) cfg.folds = folds;
-      if (size) cfg.model.input_size = size;
-      if (seed >= 0) cfg.seed = static_cast<std::uint64_t>(seed);
-      if (!precision.empty()) cfg.precision = parse_choice<train::Precision>("--precision", precision);
-      if (augment) cfg.augment.enabled = true;
-      if (no_augment) cfg.augment.enabled = false;
-      if (!output.empty()) {
-        run_dir = output;
+    std::optional<train::RunLock> lock;  // held by process 0 until it ends
+    data::Dataset dataset;
+    agree(job, [&] {
+      if (job.rank() != 0) return;
+      if (!resume.empty()) {
+        LN_CHECK(config_path.empty() && data.empty() && weights.empty(),
+                 "--resume takes the run's own configuration; only "
+                 "--device, --loader-threads may change");
+        LN_CHECK(fs::is_directory(resume), resume, ": no such run directory");
+        lock.emplace(resume);
+        LN_CHECK(fs::exists(resume + "/config.yaml"), resume,
+                 ": no config.yaml: the run was stopped before it started; start it "
+                 "again (with --force to replace the directory)");
+        cfg = train::load_train_config(resume + "/config.yaml");
+        run_dir = resume;
+        if (final_model) cfg.final_model = true;  // kept in the run's configuration, for later resumes
       } else {
-        if (name.empty()) {
-          char buf[32];
-          const std::time_t t = std::time(nullptr);
-          std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::localtime(&t));
-          name = buf;
+        if (!config_path.empty()) cfg = train::load_train_config(config_path);
+        if (!data.empty()) cfg.data = data;
+        if (!weights.empty()) cfg.weights = weights;
+        if (epochs) cfg.epochs = epochs;
+        if (batch) cfg.batch_size = batch;
+        if (lr > 0) cfg.lr = lr;
+        if (folds) cfg.folds = folds;
+        if (size) cfg.model.input_size = size;
+        if (seed >= 0) cfg.seed = static_cast<std::uint64_t>(seed);
+        if (!precision.empty()) cfg.precision = parse_choice<train::Precision>("--precision", precision);
+        if (final_model) cfg.final_model = true;
+        if (augment) cfg.augment.enabled = true;
+        if (no_augment) cfg.augment.enabled = false;
+        if (!output.empty()) {
+          run_dir = output;
+        } else {
+          if (name.empty()) {
+            char buf[32];
+            const std::time_t t = std::time(nullptr);
+            std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::localtime(&t));
+            name = buf;
+          }
+          run_dir = (fs::path(runs_dir) / name).string();
         }
-        run_dir = (fs::path(runs_dir) / name).string();
       }
-    }
-    if (!device.empty()) cfg.device = device;
-    if (threads) cfg.loader_threads = threads;
-    cfg.validate(!resume.empty() ? resume + "/config.yaml" : config_path.empty() ? std::string("config") : config_path);
-    if (resume.empty() && fs::exists(run_dir)) {
-      LN_CHECK(force, run_dir, ": the run directory exists; use --resume ", run_dir, " to continue it or --force to replace it");
-      LN_CHECK(fs::is_directory(run_dir), run_dir, ": exists and is not a directory");
-      lock.emplace(run_dir);  // --force on a run in use is refused
-    }
-    data::Dataset dataset = check_inputs(cfg, resume);  // before --force removes anything
-    if (resume.empty()) {
-      if (fs::exists(run_dir)) {  // everything but the lock, which this process holds
-        for (const auto& e : fs::directory_iterator(run_dir))
-          if (e.path().filename() != train::RunLock::kFile) fs::remove_all(e.path());
+      if (!device.empty()) cfg.device = device;
+      if (threads) cfg.loader_threads = threads;
+      cfg.validate(!resume.empty()       ? resume + "/config.yaml"
+                   : config_path.empty() ? std::string("config")
+                                         : config_path);
+      if (resume.empty() && fs::exists(run_dir)) {
+        LN_CHECK(force, run_dir, ": the run directory exists; use --resume ", run_dir,
+                 " to continue it or --force to replace it");
+        LN_CHECK(fs::is_directory(run_dir), run_dir, ": exists and is not a directory");
+        lock.emplace(run_dir);  // --force on a run in use is refused
       }
-      fs::create_directories(run_dir);
-      if (!lock) lock.emplace(run_dir);
-      io::write_text_file_atomically(run_dir + "/config.yaml", cfg.to_yaml());
+      LN_CHECK(job.size() <= cfg.folds, job.size(), " processes for ", cfg.folds,
+               " folds: each process trains "
+               "whole folds, so start at most ",
+               cfg.folds, " (mpirun -np ", cfg.folds, ")");
+      dataset = check_inputs(cfg, resume);  // before --force removes anything
+    });
+    if (multi) {
+      // The others take process 0's configuration and run directory, and check their data against its.
+      run_dir = job.broadcast(run_dir, 0);
+      const std::string yaml = job.broadcast(cfg.to_yaml(), 0);
+      agree(job, [&] {
+        if (job.rank() == 0) return;
+        cfg = train::parse_train_config(yaml, run_dir + "/config.yaml");
+        if (!device.empty()) cfg.device = device;
+        if (threads) cfg.loader_threads = threads;
+        dataset = check_inputs(cfg, resume.empty() ? std::string() : run_dir);
+      });
+      agree(job, [&] { check_same_inputs(job, cfg); });
+    }
+    // Only now, with every process ready, is the run directory written.
+    agree(job, [&] {
+      if (job.rank() != 0) return;
+      if (resume.empty()) {
+        if (fs::exists(run_dir)) {  // everything but the lock, which this process holds
+          for (const auto& e : fs::directory_iterator(run_dir))
+            if (e.path().filename() != train::RunLock::kFile) fs::remove_all(e.path());
+        }
+        fs::create_directories(run_dir);
+        if (!lock) lock.emplace(run_dir);
+        io::write_text_file_atomically(run_dir + "/config.yaml", cfg.to_yaml());
+      } else if (cfg.final_model && !train::load_train_config(run_dir + "/config.yaml").final_model) {
+        io::write_text_file_atomically(run_dir + "/config.yaml", cfg.to_yaml());
+      }
+    });
+    if (multi) {
+      job.barrier();
+      if (cfg.device == "auto" && cuda_device_count() > 1)  // one GPU per process of a node
+        cfg.device = str_cat("cuda:", dist::local_rank() % cuda_device_count());
     }
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    train::Progress progress(run_dir + "/log.txt");
-    progress.line(str_cat(resume.empty() ? "run " : "resuming run ", run_dir));
+    train::Progress progress(job.rank() == 0 ? run_dir + "/log.txt"
+                                             : str_cat(run_dir, "/log.process", job.rank(), ".txt"));
+    if (job.rank() != 0) progress.set_prefix(str_cat("process ", job.rank(), ": "));
+    progress.line(
+        str_cat(resume.empty() ? "run " : "resuming run ", run_dir, multi ? " (" + job.describe() + ")" : ""));
     try {
-      const train::RunSummary s = train::run_training(cfg, run_dir, progress, {}, std::move(dataset));
+      const train::RunSummary s =
+          train::run_training(cfg, run_dir, progress, {}, std::move(dataset), multi ? &job : nullptr);
+      if (s.partial) {
+        std::string done;
+        for (const auto& f : s.folds) done += (done.empty() ? "" : ", ") + std::to_string(f.fold + 1);
+        progress.line(str_cat("trained fold(s) ", done.empty() ? std::string("none (already done)") : done,
+                              "; process 0 writes the results"));
+        return 0;
+      }
       progress.line("\n" + train::metrics_table(s.folds, s.pooled, train::per_source_metrics(s.data, s.folds, s.positive)));
       progress.line("paper (Perdigon Romero et al. 2019, 230 lesions / 63 patients): accuracy 0.96, F1 0.92");
       progress.line(train::calibration_summary(s.calibration));
@@ -156,9 +248,18 @@ int main(int argc, char** argv) {
       const std::string report = train::write_report(r);
       progress.line(str_cat("results: ", run_dir, "/metrics.json, ", run_dir, "/predictions.csv"));
       progress.line(str_cat("report:  ", report));
+      if (!s.final_model.empty())
+        progress.line(str_cat("final:   ", s.final_model, " (", s.final_epochs,
+                              " epochs on every patient; tools/predict -w it)"));
     } catch (const train::Interrupted& e) {
       progress.line(e.what());
       return 130;
+    } catch (const std::exception& e) {
+      if (!multi) throw;
+      // The others may be waiting for this process: its error ends the whole job.
+      std::fprintf(stderr, "train: process %d: %s\n", job.rank(), escape_control(e.what()).c_str());
+      std::fflush(stderr);
+      job.abort(1);
     }
     return 0;
   });

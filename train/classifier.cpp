@@ -10,18 +10,27 @@
 namespace livernet::train {
 
 Classifier::Classifier(const std::string& path, Device device) : path_(path), device_(device) {
-  model_ = io::load_model(path);
-  LN_CHECK(model_->config().num_classes > 0, path, ": the model has no classifier (a backbone-only file)");
+  if (io::ensemble_members(path) > 0)
+    models_ = io::load_ensemble(path);
+  else
+    models_.push_back(io::load_model(path));
+  LN_CHECK(config().num_classes > 0, path, ": the model has no classifier (a backbone-only file)");
   usage_ = read_model_usage(path);
   if (usage_) {
     window = usage_->window;
     temperature = usage_->temperature;
+    if (!usage_->extraction.empty()) {
+      extraction = data::parse_extraction(usage_->extraction, path);
+      extraction_recorded = true;
+    }
   }
-  model_->to(device);
-  model_->eval();
+  for (auto& m : models_) {
+    m->to(device);
+    m->eval();
+  }
 }
 
-const ModelConfig& Classifier::config() const { return model_->config(); }
+const ModelConfig& Classifier::config() const { return models_.front()->config(); }
 
 std::vector<std::string> Classifier::class_names() const {
   const ModelConfig& c = config();
@@ -47,12 +56,26 @@ Tensor Classifier::run(const Tensor& input, bool probabilities, int batch) {
   NoGradGuard no_tape;
   const std::int64_t n = input.size(0), K = config().num_classes;
   Tensor out = Tensor::empty(Shape{n, K});
+  const float inv_members = 1.f / static_cast<float>(models_.size());
   for (std::int64_t s = 0; s < n; s += batch) {
     const std::int64_t e = std::min<std::int64_t>(n, s + batch);
-    Tensor y = (*model_)(input.slice0(s, e).to(device_));
-    if (probabilities) y = kernels::softmax(temperature == 1 ? y : kernels::scale(y, static_cast<float>(1 / temperature)));
-    y = to_dtype(y, DType::f32).to(Device::cpu());
-    std::copy_n(y.data<float>(), (e - s) * K, out.data<float>() + s * K);
+    const Tensor x = input.slice0(s, e).to(device_);
+    float* dst = out.data<float>() + s * K;
+    for (std::size_t m = 0; m < models_.size(); ++m) {
+      Tensor y = (*models_[m])(x);
+      if (probabilities)
+        y = kernels::softmax(temperature == 1 ? y : kernels::scale(y, static_cast<float>(1 / temperature)));
+      y = to_dtype(y, DType::f32).to(Device::cpu());
+      const float* v = y.data<float>();
+      if (models_.size() == 1) {
+        std::copy_n(v, (e - s) * K, dst);
+        continue;
+      }
+      // The members' mean: summed in member order, then scaled (what the ONNX export's graph computes).
+      for (std::int64_t i = 0; i < (e - s) * K; ++i) dst[i] = m == 0 ? v[i] : dst[i] + v[i];
+      if (m + 1 == models_.size())
+        for (std::int64_t i = 0; i < (e - s) * K; ++i) dst[i] *= inv_members;
+    }
   }
   return out;
 }

@@ -20,8 +20,15 @@ struct ModelUsage {
   // on its out-of-fold predictions (then `calibration` says how).
   double temperature = 1;
   std::string calibration;
+  // How the training patches were cut from CT volumes (data::extraction_json), when the training data recorded
+  // it (datasets from tools/extract_lesions): tools/predict --ct and the C API cut lesions the same way.
+  std::string extraction;
 };
 
+// The usage as the JSON a model file stores (also the ONNX export's metadata "livernet.usage"), and back;
+// parse throws Error("<what>: damaged 'usage' (...)") for JSON that is not a usage.
+std::string model_usage_json(const ModelUsage& u);
+ModelUsage parse_model_usage(const std::string& json, const std::string& what);
 void write_model_usage(io::H5File& f, const ModelUsage& u);
 // Rewrites the usage of the weight file `path` atomically (a copy with the new attribute replaces it).
 void rewrite_model_usage(const std::string& path, const ModelUsage& u);

@@ -14,7 +14,7 @@ Progress::Progress(const std::string& log_path) : tty_(::isatty(STDERR_FILENO) =
 void Progress::line(const std::string& text) {
   if (bar_shown_) std::fprintf(stderr, "\r\033[K");
   bar_shown_ = false;
-  std::fprintf(stderr, "%s\n", text.c_str());
+  std::fprintf(stderr, "%s%s\n", prefix_.c_str(), text.c_str());
   std::fflush(stderr);
   if (log_) log_ << text << "\n" << std::flush;
 }
@@ -29,7 +29,7 @@ void Progress::update(double done, double total, const std::string& text) {
   const int fill = static_cast<int>(std::lround(frac * width));
   std::string bar(static_cast<std::size_t>(fill), '#');
   bar.resize(width, '.');
-  std::fprintf(stderr, "\r\033[K[%s] %3.0f%% %s", bar.c_str(), 100 * frac, text.c_str());
+  std::fprintf(stderr, "\r\033[K%s[%s] %3.0f%% %s", prefix_.c_str(), bar.c_str(), 100 * frac, text.c_str());
   std::fflush(stderr);
   bar_shown_ = true;
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <fstream>
 #include <string>
+#include <utility>
 
 namespace livernet::train {
 
@@ -16,9 +17,12 @@ class Progress {
   // Live status: `done` of `total` units, with free text.
   void update(double done, double total, const std::string& text);
   bool tty() const { return tty_; }
+  // Put before every line and status on the terminal (e.g. "process 1: " in a multi-process job).
+  void set_prefix(std::string prefix) { prefix_ = std::move(prefix); }
 
  private:
   bool tty_;
+  std::string prefix_;
   bool bar_shown_ = false;
   std::ofstream log_;
   std::chrono::steady_clock::time_point last_;

@@ -136,6 +136,7 @@ void for_each_field(Config& c, F&& f) {
   f("cv", "folds", c.folds);
   f("cv", "val_fraction", c.val_fraction);
   f("cv", "seed", c.seed);
+  f("cv", "final", c.final_model);
   f("runtime", "device", c.device);
   f("runtime", "precision", c.precision);
   f("runtime", "loader_threads", c.loader_threads);

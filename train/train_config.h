@@ -95,6 +95,9 @@ struct TrainConfig {
   int folds = 5;
   float val_fraction = 0.2f;
   std::uint64_t seed = 42;
+  // After the cross-validation, train one model on every patient for the median of the folds' best epochs
+  // (RUN/final/model.h5): the model to deploy, its expected performance the cross-validation's.
+  bool final_model = false;
   // runtime
   std::string device = "auto";
   Precision precision = Precision::automatic;  // auto: bf16 on a GPU, f32 on the CPU

@@ -1,5 +1,3 @@
-#include "io/csv.h"
-#include "kernels/tensor_ops.h"
 #include "train/trainer.h"
 
 #include <unistd.h>
@@ -9,18 +7,22 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <numeric>
+#include <thread>
 
 #include "autograd/autograd.h"
-#include "io/hdf5.h"
 #include "data/loader.h"
 #include "data/merge.h"
-#include "train/model_usage.h"
-#include "models/weights.h"
+#include "dist/comm.h"
+#include "io/csv.h"
+#include "io/hdf5.h"
 #include "kernels/nn.h"
+#include "kernels/tensor_ops.h"
+#include "models/weights.h"
 #include "optim/optimizer.h"
 #include "optim/scheduler.h"
+#include "train/model_usage.h"
 
 namespace livernet::train {
 
@@ -350,9 +352,14 @@ FoldResult test_fold(LesionClassifier& model, const data::Dataset& data, const F
 
 FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const Fold& fold, int k, const std::string& run_dir,
                       Device dev, DType dtype, int positive, Progress& progress, const TrainHooks& hooks, RunClock& clock) {
-  const std::string dir = fold_dir(run_dir, k);
+  // A fold trains on its training patients, selects its best epoch on its validation patients and is tested
+  // on its test patients. The final model (cv.final: a fold of every patient and no validation or test
+  // patients) trains for cfg.epochs and keeps its last weights, RUN/final/model.h5.
+  const bool final_model = fold.val.empty();
+  const std::string dir = final_model ? final_dir(run_dir) : fold_dir(run_dir, k);
+  const std::string label = final_model ? std::string("final model") : str_cat("fold ", k + 1, "/", cfg.folds);
   fs::create_directories(dir);
-  const std::string ckpt = dir + "/checkpoint.h5", best_path = dir + "/best.h5";
+  const std::string ckpt = dir + "/checkpoint.h5", best_path = dir + (final_model ? "/model.h5" : "/best.h5");
   const std::uint64_t seed = cfg.seed * 1000003ull + static_cast<std::uint64_t>(k);
   init::set_seed(seed);
   LesionClassifier model(cfg.model);
@@ -369,7 +376,8 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
   st.lr = opt->lr();
   if (fs::exists(ckpt)) {
     load_checkpoint(ckpt, model, *opt, *sched, st);
-    progress.line(str_cat("fold ", k + 1, "/", cfg.folds, ": resuming at epoch ", st.epoch + 1, st.batch ? str_cat(", batch ", st.batch + 1) : ""));
+    progress.line(
+        str_cat(label, ": resuming at epoch ", st.epoch + 1, st.batch ? str_cat(", batch ", st.batch + 1) : ""));
   }
   const Tensor class_weights = cfg.balance == Balance::class_weight ? balanced_class_weights(data, fold.train, dev) : Tensor();
   LossScaler scaler(st.loss_scale);
@@ -412,12 +420,14 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
       }
       if (!finite) {
         if (cfg.nonfinite == NonFinite::stop)
-          throw Error(str_cat("non-finite ", std::isfinite(lv) ? "gradients" : "loss", " in fold ", k + 1, " epoch ", e + 1,
-                              " step ", st.global_step, "; stopping (train.nonfinite = stop); the last good checkpoint is ",
+          throw Error(str_cat("non-finite ", std::isfinite(lv) ? "gradients" : "loss", " in ", label, " epoch ", e + 1,
+                              " step ", st.global_step,
+                              "; stopping (train.nonfinite = stop); the last good checkpoint is ",
                               fs::exists(ckpt) ? ckpt : std::string("not written yet")));
         ++st.skipped_steps;
-        progress.line(str_cat("fold ", k + 1, " epoch ", e + 1, ": non-finite ", std::isfinite(lv) ? "gradients" : "loss",
-                              " at step ", st.global_step, ": step skipped", fp16 ? str_cat(", loss scale now ", scaler.scale()) : ""));
+        progress.line(str_cat(label, " epoch ", e + 1, ": non-finite ", std::isfinite(lv) ? "gradients" : "loss",
+                              " at step ", st.global_step, ": step skipped",
+                              fp16 ? str_cat(", loss scale now ", scaler.scale()) : ""));
         opt->zero_grad();
       } else {
         opt->step(Tensor(), grad_mul == 1.0 ? Tensor() : full(Shape{1}, grad_mul, DType::f32, dev));
@@ -431,7 +441,7 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
       seen_now += static_cast<std::int64_t>(b.indices.size());
       const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
       progress.update(static_cast<double>(st.batch), static_cast<double>(batches),
-                      str_cat("fold ", k + 1, "/", cfg.folds, " epoch ", e + 1, "/", cfg.epochs, " loss ",
+                      str_cat(label, " epoch ", e + 1, "/", cfg.epochs, " loss ",
                               str_fixed(st.loss_count ? st.loss_sum / st.loss_count : 0, 3), " ",
                               str_fixed(static_cast<double>(seen_now) / std::max(elapsed, 1e-9), 1), " img/s"));
       if (interrupt_flag()) {
@@ -446,12 +456,16 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
     const double train_secs = std::chrono::duration<double>(Clock::now() - t0).count();
     // End of epoch: validation, schedule, best checkpoint, early stopping, history.
     recompute_bn_statistics(model, data, fold.train, cfg, dev);
-    const Eval v = evaluate(model, data, fold.val, cfg, dev, positive);
-    const double monitored = cfg.monitor == Monitor::val_loss ? v.loss : cfg.monitor == Monitor::val_auc ? v.auc : v.accuracy;
     const double train_loss = st.loss_count ? st.loss_sum / st.loss_count : std::nan("");
+    // The final model has no validation patients: its plateau schedule follows the training loss.
+    const Eval v = final_model ? Eval{train_loss, std::nan(""), std::nan("")}
+                               : evaluate(model, data, fold.val, cfg, dev, positive);
+    const double monitored = cfg.monitor == Monitor::val_loss  ? v.loss
+                             : cfg.monitor == Monitor::val_auc ? v.auc
+                                                               : v.accuracy;
     const float lr_used = opt->lr();
     sched->step(e, monitored);
-    if (improved(cfg.monitor, monitored, st.best)) {
+    if (final_model || improved(cfg.monitor, monitored, st.best)) {
       st.best = monitored;
       st.best_epoch = e;
       st.bad_epochs = 0;
@@ -460,6 +474,7 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
         u.window = cfg.window;
         u.positive_class = data.class_names[static_cast<std::size_t>(positive)];
         u.run = fs::path(run_dir).filename().string();
+        u.extraction = data.extraction;
         write_model_usage(f, u);  // uncalibrated until the run has its out-of-fold predictions
       });
     } else {
@@ -472,9 +487,11 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
                 str_fixed(v.auc, 6), ",", lr_used, ",", str_fixed(train_secs, 2), ",",
                 str_fixed(loader.wait_seconds() / std::max(train_secs, 1e-9), 3), ",", st.skipped_steps));
     ++clock.epochs_done;
-    progress.line(str_cat("fold ", k + 1, "/", cfg.folds, " epoch ", e + 1, "/", cfg.epochs, ": train loss ",
-                          str_fixed(train_loss, 4), ", val loss ", str_fixed(v.loss, 4), " acc ",
-                          str_fixed(v.accuracy, 3), " auc ", str_fixed(v.auc, 3), ", lr ", lr_used, ", ",
+    progress.line(str_cat(label, " epoch ", e + 1, "/", cfg.epochs, ": train loss ", str_fixed(train_loss, 4),
+                          final_model ? std::string()
+                                      : str_cat(", val loss ", str_fixed(v.loss, 4), " acc ", str_fixed(v.accuracy, 3),
+                                                " auc ", str_fixed(v.auc, 3)),
+                          ", lr ", lr_used, ", ",
                           str_fixed(static_cast<double>(seen_now) / std::max(train_secs, 1e-9), 1),
                           " img/s, data wait ", str_fixed(100 * loader.wait_seconds() / std::max(train_secs, 1e-9), 0),
                           "%, ", format_duration(train_secs), " (", clock.line(), ")"));
@@ -501,8 +518,11 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
   }
   // Test predictions with the best weights.
   LN_CHECK(fs::exists(best_path), dir, ": no best checkpoint was written (every validation value was NaN?)");
-  io::load_weights(model, best_path);
-  FoldResult r = test_fold(model, data, fold, k, cfg, dev, positive);
+  FoldResult r;
+  if (!final_model) {
+    io::load_weights(model, best_path);
+    r = test_fold(model, data, fold, k, cfg, dev, positive);
+  }
   r.best_epoch = st.best_epoch + 1;
   r.epochs_run = st.epoch;
   r.seconds = st.seconds;
@@ -518,6 +538,17 @@ json fold_result_json(const FoldResult& r) {
 }  // namespace
 
 std::string fold_dir(const std::string& run_dir, int k) { return run_dir + "/fold_" + std::to_string(k + 1); }
+std::string final_dir(const std::string& run_dir) { return run_dir + "/final"; }
+
+int final_epochs(const std::vector<FoldResult>& folds) {
+  LN_CHECK(!folds.empty(), "the final model's epoch count needs the folds' best epochs");
+  std::vector<int> e;
+  for (const FoldResult& f : folds) e.push_back(f.best_epoch);
+  std::sort(e.begin(), e.end());
+  const std::size_t n = e.size();
+  // The median; of two middle values, their mean rounded up (an even count of folds).
+  return n % 2 ? e[n / 2] : (e[n / 2 - 1] + e[n / 2] + 1) / 2;
+}
 
 void check_fold_numbering(const std::string& run_dir) {
   if (!fs::exists(run_dir + "/fold_0")) return;
@@ -680,11 +711,65 @@ static void remove_stale_temporaries(const std::string& run_dir, Progress& progr
   if (!stale.empty()) progress.line(str_cat("removed ", stale.size(), " temporary file(s) left by an interrupted write"));
 }
 
-RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, Progress& progress, const TrainHooks& hooks,
-                        std::optional<data::Dataset> preloaded) {
+// cv.final: one model on every patient for the median of the folds' best epochs (RUN/final/model.h5), with
+// the run's calibration. Resumable like a fold; a finished one (final/result.json) is kept.
+static void train_final_model(const TrainConfig& cfg, const data::Dataset& data, RunSummary& summary,
+                              const std::string& run_dir, const std::string& calibration_note, Device dev, DType dtype,
+                              int positive, Progress& progress, const TrainHooks& hooks, RunClock& clock) {
+  const std::string dir = final_dir(run_dir), done = dir + "/result.json";
+  summary.final_epochs = final_epochs(summary.folds);
+  summary.final_model = dir + "/model.h5";
+  if (fs::exists(done)) {
+    progress.line("final model: already done");
+  } else {
+    TrainConfig fc = cfg;
+    fc.epochs = summary.final_epochs;
+    fc.early_stopping_patience = 0;
+    fc.monitor = Monitor::val_loss;  // followed on the training loss: there are no validation patients
+    Fold all;
+    all.train.resize(static_cast<std::size_t>(data.size()));
+    std::iota(all.train.begin(), all.train.end(), std::int64_t{0});
+    std::vector<int> best;
+    for (const FoldResult& f : summary.folds) best.push_back(f.best_epoch);
+    clock.epochs_left += fc.epochs - std::min(fc.epochs, completed_epochs(dir + "/history.csv"));
+    progress.line(str_cat("final model: every patient (", data.num_patients(), " patients, ", data.size(),
+                          " lesions) for ", fc.epochs, " epochs, the median of the folds' best epochs (",
+                          json(best).dump(), ")"));
+    const FoldResult r = train_fold(fc, data, all, cfg.folds, run_dir, dev, dtype, positive, progress, hooks, clock);
+    const json j{{"epochs", fc.epochs},
+                 {"fold_best_epochs", best},
+                 {"patients", data.num_patients()},
+                 {"lesions", data.size()},
+                 {"seconds", r.seconds}};
+    io::write_text_file_atomically(done, j.dump() + "\n");
+  }
+  // The temperature of the folds' out-of-fold predictions: the final model was trained as they were, on more
+  // patients, and has no held-out predictions of its own to fit one on.
+  std::optional<ModelUsage> u = read_model_usage(summary.final_model);
+  LN_CHECK(u, summary.final_model, ": the final model records no usage");
+  const std::string note =
+      calibration_note + "; the fold models' temperature, as the final model has no held-out patients";
+  if (u->temperature != summary.calibration.temperature || u->calibration != note) {
+    u->temperature = summary.calibration.temperature;
+    u->calibration = note;
+    rewrite_model_usage(summary.final_model, *u);
+  }
+  progress.line(str_cat("final model: ", summary.final_model, " (", summary.final_epochs, " epochs on every patient)"));
+}
+
+RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, Progress& progress,
+                        const TrainHooks& hooks, std::optional<data::Dataset> preloaded, dist::Comm* job) {
   TrainConfig cfg = cfg_in;
+  // A job of several processes shares the folds out: rank r trains folds r, r + size, ...; rank 0 then
+  // gathers them from their result.json, as a resumed run does, and finishes the run alone.
+  const int rank = job ? job->rank() : 0, ranks = job ? job->size() : 1;
+  LN_CHECK(ranks <= cfg.folds, ranks, " processes for ", cfg.folds,
+           " folds: each process trains whole folds, so start at "
+           "most ",
+           cfg.folds, " (mpirun -np ", cfg.folds, ")");
+  const auto mine = [&](int k) { return k % ranks == rank; };
   check_fold_numbering(run_dir);
-  remove_stale_temporaries(run_dir, progress);
+  if (rank == 0) remove_stale_temporaries(run_dir, progress);
   data::Dataset data = preloaded ? std::move(*preloaded)
                                : data::load_dataset(cfg.data, data::ManifestOptions{cfg.window, 32768.f, cfg.model.class_names});
   LN_CHECK(data.num_classes() >= 2, cfg.data, ": needs at least two classes");
@@ -707,7 +792,9 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
                              {"val", folds[f].val.size()}, {"test", folds[f].test.size()}});
     sj["seed"] = cfg.seed;
     const std::string path = run_dir + "/splits.json";
-    if (fs::exists(path)) {
+    if (rank != 0) {
+      // Rank 0 checks or writes it (the barrier below orders that before any fold starts).
+    } else if (fs::exists(path)) {
       std::ifstream in(path);
       const json old = json::parse(in, nullptr, false);
       LN_CHECK(!old.is_discarded() && old == sj, path, ": the saved split differs from the one this data and seed give "
@@ -716,20 +803,46 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
       io::write_text_file_atomically(path, sj.dump(2) + "\n");
     }
   }
+  if (job) job->barrier();
   RunSummary summary;
   summary.run_dir = run_dir;
   RunClock clock;
-  clock.epochs_left = cfg.folds * cfg.epochs;
   for (int k = 0; k < cfg.folds; ++k) {
+    if (!mine(k)) continue;
     // Finished folds, and the epochs a resumed fold has behind it, are not left to train.
+    clock.epochs_left += cfg.epochs;
     const std::string dir = fold_dir(run_dir, k);
     if (fs::exists(dir + "/result.json")) clock.epochs_left -= cfg.epochs;
     else if (fs::exists(dir + "/checkpoint.h5")) clock.epochs_left -= std::min(cfg.epochs, completed_epochs(dir + "/history.csv"));
   }
+  std::vector<std::optional<FoldResult>> trained(static_cast<std::size_t>(cfg.folds));
+  for (int k = 0; k < cfg.folds; ++k) {
+    if (!mine(k) || fs::exists(fold_dir(run_dir, k) + "/result.json")) continue;
+    FoldResult r = train_fold(cfg, data, folds[k], k, run_dir, dev, dtype, positive, progress, hooks, clock);
+    clock.epochs_left -= cfg.epochs - r.epochs_run;  // epochs early stopping left out
+    io::write_text_file_atomically(fold_dir(run_dir, k) + "/result.json", fold_result_json(r).dump() + "\n");
+    progress.line(str_cat("fold ", k + 1, "/", cfg.folds, ": best epoch ", r.best_epoch, " of ", r.epochs_run,
+                          "; test accuracy ", str_fixed(r.metrics.accuracy, 3), ", F1 ", str_fixed(r.metrics.f1, 3),
+                          ", AUC ", str_fixed(r.metrics.auc, 3), " (", r.metrics.n, " lesions)"));
+    trained[static_cast<std::size_t>(k)] = std::move(r);
+  }
+  if (job) job->barrier();  // every fold done (a process that failed has ended the job)
+  if (rank != 0) {
+    for (auto& r : trained)
+      if (r) summary.folds.push_back(std::move(*r));
+    summary.partial = true;
+    summary.data = std::move(data);
+    summary.config = cfg;
+    summary.positive = positive;
+    return summary;
+  }
   for (int k = 0; k < cfg.folds; ++k) {
     const std::string result_path = fold_dir(run_dir, k) + "/result.json";
     FoldResult r;
-    if (fs::exists(result_path)) {
+    if (trained[static_cast<std::size_t>(k)]) {
+      r = std::move(*trained[static_cast<std::size_t>(k)]);
+    } else {
+      LN_CHECK(fs::exists(result_path), result_path, ": missing after every process finished its folds");
       std::ifstream in(result_path);
       const json j = json::parse(in, nullptr, false);
       LN_CHECK(!j.is_discarded(), result_path, ": damaged; delete it to retrain the fold");
@@ -742,14 +855,8 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
       std::vector<int> labels;
       for (std::int64_t i : r.test_indices) labels.push_back(data.labels[i]);
       r.metrics = compute_metrics(r.test_probs, labels, positive);
-      progress.line(str_cat("fold ", k + 1, "/", cfg.folds, ": already done"));
-    } else {
-      r = train_fold(cfg, data, folds[k], k, run_dir, dev, dtype, positive, progress, hooks, clock);
-      clock.epochs_left -= cfg.epochs - r.epochs_run;  // epochs early stopping left out
-      io::write_text_file_atomically(result_path, fold_result_json(r).dump() + "\n");
-      progress.line(str_cat("fold ", k + 1, "/", cfg.folds, ": best epoch ", r.best_epoch, " of ", r.epochs_run,
-                            "; test accuracy ", str_fixed(r.metrics.accuracy, 3), ", F1 ", str_fixed(r.metrics.f1, 3),
-                            ", AUC ", str_fixed(r.metrics.auc, 3), " (", r.metrics.n, " lesions)"));
+      progress.line(str_cat("fold ", k + 1, "/", cfg.folds,
+                            mine(k) ? ": already done" : str_cat(": trained by process ", k % ranks)));
     }
     summary.folds.push_back(std::move(r));
   }
@@ -780,6 +887,8 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
     u->calibration = note;
     rewrite_model_usage(best, *u);
   }
+  if (cfg.final_model)
+    train_final_model(cfg, data, summary, run_dir, note, dev, dtype, positive, progress, hooks, clock);
   summary.data = std::move(data);
   summary.config = cfg;
   summary.positive = positive;

@@ -21,6 +21,10 @@
 #include "train/progress.h"
 #include "train/train_config.h"
 
+namespace livernet::dist {
+class Comm;
+}
+
 namespace livernet::train {
 
 // Set from a signal handler: the training loop checkpoints at the next step and stops.
@@ -48,11 +52,22 @@ struct RunSummary {
   data::Dataset data;     // as loaded
   TrainConfig config;   // resolved (class names filled in)
   int positive = 1;
+  // A process other than rank 0 of a multi-process job: `folds` holds only the folds it trained; there are no
+  // pooled metrics, calibration or results (rank 0 makes them).
+  bool partial = false;
+  // cv.final: RUN/final/model.h5 and the epochs it was trained for (else empty and 0).
+  std::string final_model;
+  int final_epochs = 0;
 };
 
 // The folder of fold k (0-based in code) in a run directory: RUN/fold_<k+1>. Folds are numbered from 1
 // everywhere a user sees them (folders, predictions.csv, metrics.json, splits.json, result.json, --fold).
 std::string fold_dir(const std::string& run_dir, int k);
+// The folder of the final model (cv.final): RUN/final, holding model.h5.
+std::string final_dir(const std::string& run_dir);
+// The final model's epoch count: the median of the folds' best epochs (1-based), of two middle values their
+// mean rounded up.
+int final_epochs(const std::vector<FoldResult>& folds);
 // Refuses, with one line saying what to rename, a run directory written before folds were numbered from 1
 // (it has RUN/fold_0): resuming or evaluating it would take fold 1's files for fold 2's.
 void check_fold_numbering(const std::string& run_dir);
@@ -79,8 +94,13 @@ struct TrainHooks {
 
 // Runs (or resumes) the whole protocol in run_dir (which must exist and hold config.yaml). `data`: the
 // dataset cfg.data names, when the caller has loaded it already (else it is loaded here).
+// `job`, when given, is a job of several processes (dist/comm.h: mpirun) that share out the folds: process r
+// trains folds r, r + size, ...; then process 0 gathers every fold (as a resumed run does) and writes the
+// results, the calibration and cv.final's model exactly as one process would; the others return a partial
+// summary. Every process must be given the same configuration and data.
 RunSummary run_training(const TrainConfig& cfg, const std::string& run_dir, Progress& progress,
-                        const TrainHooks& hooks = {}, std::optional<data::Dataset> data = std::nullopt);
+                        const TrainHooks& hooks = {}, std::optional<data::Dataset> data = std::nullopt,
+                        dist::Comm* job = nullptr);
 
 // Model input tensors for samples (no augmentation): [n, size, size, 1] on the CPU.
 Tensor make_inputs(const data::Dataset& d, const std::vector<std::int64_t>& indices, const TrainConfig& cfg);
