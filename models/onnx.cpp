@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "autograd/autograd.h"
 #include "core/error.h"
@@ -91,7 +92,7 @@ class GraphWriter {
     t.bytes(tensor_f::raw_data,
             std::string_view(reinterpret_cast<const char*>(values), static_cast<std::size_t>(n) * 4));
     graph.message(graph_f::initializer, t);
-    used_.insert({name, 1});
+    used_.insert(name);
     return name;
   }
   std::string scalar(float v) { return initializer(fresh("const"), {1}, &v); }
@@ -99,12 +100,13 @@ class GraphWriter {
   std::string fresh(const std::string& base) {
     for (int k = counts_[base]++;; k = counts_[base]++) {
       std::string name = str_cat(base, "_", k);
-      if (used_.insert({name, 1}).second) return name;
+      if (used_.insert(name).second) return name;
     }
   }
 
  private:
-  std::unordered_map<std::string, int> counts_, used_;
+  std::unordered_map<std::string, int> counts_;
+  std::unordered_set<std::string> used_;
 };
 
 void value_info(pb::Writer& graph, int field, const std::string& name, const std::vector<std::string>& dims) {

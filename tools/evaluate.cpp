@@ -38,10 +38,7 @@ int main(int argc, char** argv) {
     } else {
       for (int k = 0; k < cfg.folds; ++k) folds.push_back(k);
     }
-    for (int k : folds) {  // all of them before any is applied
-      const std::string w = train::fold_dir(run, k) + "/best.h5";
-      LN_CHECK(fs::exists(w), w, ": missing (is the run finished? resume it with tools/train --resume ", run, ")");
-    }
+    for (int k : folds) (void)train::fold_model(run, k);  // all of them before any is applied
     std::vector<std::int64_t> all(static_cast<std::size_t>(test.size()));
     for (std::int64_t i = 0; i < test.size(); ++i) all[i] = i;
     // Each model's probabilities with its own temperature (as tools/predict gives them) and without.
@@ -49,7 +46,7 @@ int main(int argc, char** argv) {
     std::vector<double> temperatures;
     std::vector<std::string> class_names;
     for (int k : folds) {
-      const std::string w = train::fold_dir(run, k) + "/best.h5";
+      const std::string w = train::fold_model(run, k);
       auto model = io::load_model(w);
       class_names = model->config().class_names;
       LN_CHECK(class_names == test.class_names, data, ": classes (", test.class_names.size(), ") differ from the run's (",

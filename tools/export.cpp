@@ -30,12 +30,8 @@ std::vector<std::unique_ptr<LesionClassifier>> load_models(const std::string& pa
              ": the run has not finished (no metrics.json), so its fold models are not all trained and calibrated; "
              "finish it with tools/train --resume ",
              path);
-    for (int k = 0; k < cfg.folds; ++k) {
-      const std::string best = train::fold_dir(path, k) + "/best.h5";
-      LN_CHECK(fs::exists(best), path, ": fold ", k + 1, " has no best.h5");
-      out.push_back(io::load_model(best));
-    }
-    usage_from = train::fold_dir(path, 0) + "/best.h5";
+    for (int k = 0; k < cfg.folds; ++k) out.push_back(io::load_model(train::fold_model(path, k)));
+    usage_from = train::fold_model(path, 0);
   } else if (io::ensemble_members(path) > 0) {
     out = io::load_ensemble(path);
   } else {

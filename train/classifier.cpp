@@ -66,14 +66,10 @@ Tensor Classifier::run(const Tensor& input, bool probabilities, int batch) {
       if (probabilities)
         y = kernels::softmax(temperature == 1 ? y : kernels::scale(y, static_cast<float>(1 / temperature)));
       y = to_dtype(y, DType::f32).to(Device::cpu());
+      // An ensemble's mean: summed in member order, then scaled (what the ONNX export's graph computes).
       const float* v = y.data<float>();
-      if (models_.size() == 1) {
-        std::copy_n(v, (e - s) * K, dst);
-        continue;
-      }
-      // The members' mean: summed in member order, then scaled (what the ONNX export's graph computes).
       for (std::int64_t i = 0; i < (e - s) * K; ++i) dst[i] = m == 0 ? v[i] : dst[i] + v[i];
-      if (m + 1 == models_.size())
+      if (models_.size() > 1 && m + 1 == models_.size())
         for (std::int64_t i = 0; i < (e - s) * K; ++i) dst[i] *= inv_members;
     }
   }

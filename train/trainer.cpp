@@ -540,6 +540,12 @@ json fold_result_json(const FoldResult& r) {
 std::string fold_dir(const std::string& run_dir, int k) { return run_dir + "/fold_" + std::to_string(k + 1); }
 std::string final_dir(const std::string& run_dir) { return run_dir + "/final"; }
 
+std::string fold_model(const std::string& run_dir, int k) {
+  const std::string w = fold_dir(run_dir, k) + "/best.h5";
+  LN_CHECK(fs::exists(w), w, ": missing (is the run finished? resume it with tools/train --resume ", run_dir, ")");
+  return w;
+}
+
 int final_epochs(const std::vector<FoldResult>& folds) {
   LN_CHECK(!folds.empty(), "the final model's epoch count needs the folds' best epochs");
   std::vector<int> e;

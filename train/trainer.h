@@ -63,6 +63,8 @@ struct RunSummary {
 // The folder of fold k (0-based in code) in a run directory: RUN/fold_<k+1>. Folds are numbered from 1
 // everywhere a user sees them (folders, predictions.csv, metrics.json, splits.json, result.json, --fold).
 std::string fold_dir(const std::string& run_dir, int k);
+// RUN/fold_<k+1>/best.h5, after checking it is there (else Error naming it and how to finish the run).
+std::string fold_model(const std::string& run_dir, int k);
 // The folder of the final model (cv.final): RUN/final, holding model.h5.
 std::string final_dir(const std::string& run_dir);
 // The final model's epoch count: the median of the folds' best epochs (1-based), of two middle values their
