@@ -11,7 +11,15 @@ command -v mpirun > /dev/null || { echo "skipped: no mpirun (Debian: apt-get ins
 info=$("$build/tools/info" 2> /dev/null || true)
 [[ $info == *"MPI: not built"* ]] && { echo "skipped: livernet was built without MPI ($(grep 'MPI:' <<< "$info"))"; exit 77; }
 dir=$(mktemp -d)
-trap 'pkill -KILL -f -- "-o $dir/" 2> /dev/null || true; rm -rf "$dir"' EXIT
+# The processes whose command line holds $1 (from /proc: a bare Debian root has no procps).
+pids_of() {
+  local p
+  for p in /proc/[0-9]*; do
+    [[ $(tr '\0' ' ' < "$p/cmdline" 2> /dev/null) == *"$1"* ]] && echo "${p#/proc/}"
+  done
+  return 0
+}
+trap 'kill -KILL $(pids_of "-o $dir/") 2> /dev/null || true; rm -rf "$dir"' EXIT
 fail() { echo "test_mpi: $*"; exit 1; }
 export OMP_NUM_THREADS=1 OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
 opts=(--bind-to none -x OMP_NUM_THREADS)
@@ -43,8 +51,9 @@ for _ in $(seq 600); do
 done
 [[ -f $dir/killed/fold_2/checkpoint.h5 ]] || fail "fold 2 wrote no checkpoint: $(tail -5 "$dir/killed.log")"
 victim=""
-for pid in $(pgrep -f -- "-o $dir/killed"); do
-  if tr '\0' '\n' < "/proc/$pid/environ" 2> /dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then victim=$pid; fi
+for pid in $(pids_of "-o $dir/killed"); do
+  # (grep reads all its input: with -q the writer could die of SIGPIPE and pipefail hide the match)
+  if tr '\0' '\n' < "/proc/$pid/environ" 2> /dev/null | grep -x 'OMPI_COMM_WORLD_RANK=1' > /dev/null; then victim=$pid; fi
 done
 [[ -n $victim ]] || fail "no process of rank 1 found"
 kill -KILL "$victim"
