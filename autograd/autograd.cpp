@@ -128,6 +128,11 @@ void record_non_differentiable(Tensor& output, const char* op, std::initializer_
 }
 
 void backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) {
+  backward(root, seed_in, retain_graph, nullptr);
+}
+
+void backward(const Tensor& root, const Tensor& seed_in, bool retain_graph,
+              const std::function<void(TensorImpl& leaf)>& on_leaf_ready) {
   LN_CHECK(root.defined(), "backward: tensor is undefined");
   LN_CHECK(root.requires_grad(), "backward: this tensor does not require grad (none of the inputs it was computed "
                                  "from requires grad, or it was computed under NoGradGuard)");
@@ -144,6 +149,7 @@ void backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) {
 
   if (!root.grad_fn()) {  // a leaf: its gradient is the seed
     accumulate_leaf(*root.impl(), seed);
+    if (on_leaf_ready) on_leaf_ready(*root.impl());
     return;
   }
 
@@ -178,10 +184,30 @@ void backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) {
   std::unordered_map<Node*, Tensor> pending;
   pending[root.grad_fn().get()] = seed;
 
+  // With on_leaf_ready: how many edges of the graph still lead to each leaf. A node that no gradient reaches
+  // releases its edges without a gradient, so the count falls there too, and a leaf is reported once no edge
+  // is left that could still add to it (and only when some gradient did reach it).
+  std::unordered_map<TensorImpl*, int> leaf_edges;
+  if (on_leaf_ready)
+    for (Node* n : order)
+      for (const auto& e : n->edges())
+        if (e.leaf) ++leaf_edges[e.leaf.get()];
+  const auto edge_done = [&](TensorImpl* leaf) {
+    auto it = leaf_edges.find(leaf);
+    if (it == leaf_edges.end() || --it->second > 0) return;
+    leaf_edges.erase(it);
+    if (leaf->grad) on_leaf_ready(*leaf);
+  };
+
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
     auto found = pending.find(node);
-    if (found == pending.end()) continue;  // no gradient reached this node
+    if (found == pending.end()) {  // no gradient reached this node
+      if (on_leaf_ready)
+        for (const auto& e : node->edges())
+          if (e.leaf) edge_done(e.leaf.get());
+      continue;
+    }
     Tensor grad_out = std::move(found->second);
     pending.erase(found);
     LN_CHECK(!node->released(), "backward through '", node->name(),
@@ -194,7 +220,11 @@ void backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) {
     for (std::size_t i = 0; i < edges.size(); ++i) {
       const Node::Edge& e = edges[i];
       const Tensor& g = grads[i];  // moved from (last use) when it goes to a leaf
-      if (!e.active() || !g.defined()) continue;
+      if (!e.active()) continue;
+      if (!g.defined()) {
+        if (on_leaf_ready && e.leaf) edge_done(e.leaf.get());
+        continue;
+      }
       if (!(g.shape() == e.shape)) {
         LN_FAIL("autograd: backward of '", node->name(), "' returned a gradient of shape ", g.shape().str(),
                 " for input ", i, " of shape ", e.shape.str());
@@ -210,6 +240,7 @@ void backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) {
         }
       } else {
         accumulate_leaf(*e.leaf, std::move(grads[i]));
+        if (on_leaf_ready) edge_done(e.leaf.get());
       }
     }
     if (!retain_graph) {

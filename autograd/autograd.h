@@ -83,6 +83,12 @@ void record_non_differentiable(Tensor& output, const char* op, std::initializer_
 // Back-propagates from `root`: gradients reach every leaf that requires grad (Tensor::grad()). A
 // non-scalar root needs a seed gradient of its shape; retain_graph keeps the saved tensors for another pass.
 void backward(const Tensor& root, const Tensor& seed = Tensor(), bool retain_graph = false);
+// The same, calling `on_leaf_ready(leaf)` for each leaf that requires grad as soon as the pass has added the
+// last gradient it will add to it (the leaf's grad is final for this pass), on the calling thread, in the order
+// the leaves finish. Data-parallel training starts sending a group of gradients while the pass goes on
+// (dist/data_parallel.h). A leaf that no gradient reaches is not reported.
+void backward(const Tensor& root, const Tensor& seed, bool retain_graph,
+              const std::function<void(TensorImpl& leaf)>& on_leaf_ready);
 
 // Backward profiling (tools/bench --profile): while enabled, every node's backward is timed (with `sync`
 // called before and after it, so GPU work is attributed to the op that queued it) and summed per op name;

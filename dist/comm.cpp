@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <initializer_list>
+#include <limits>
 #include <memory>
 #include <thread>
 
@@ -20,8 +21,15 @@ namespace livernet::dist {
 
 namespace {
 
+class Done final : public Request {
+ public:
+  bool test() override { return true; }
+  void wait() override {}
+};
+
 class Solo final : public Comm {
  public:
+  std::unique_ptr<Request> all_reduce_sum_start(float*, std::size_t) override { return std::make_unique<Done>(); }
   int rank() const override { return 0; }
   int size() const override { return 1; }
   void barrier() override {}
@@ -56,6 +64,26 @@ void check(int rc, const char* what) {
   MPI_Error_string(rc, msg, &len);
   LN_FAIL("MPI ", what, " failed: ", std::string(msg, static_cast<std::size_t>(len)));
 }
+
+class MpiRequest final : public Request {
+ public:
+  explicit MpiRequest(MPI_Request r) : r_(r) {}
+  ~MpiRequest() override {
+    if (r_ != MPI_REQUEST_NULL) MPI_Wait(&r_, MPI_STATUS_IGNORE);  // MPI owns the buffer until then
+  }
+  bool test() override {
+    if (r_ == MPI_REQUEST_NULL) return true;
+    int done = 0;
+    check(MPI_Test(&r_, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    return done != 0;
+  }
+  void wait() override {
+    if (r_ != MPI_REQUEST_NULL) check(MPI_Wait(&r_, MPI_STATUS_IGNORE), "MPI_Wait");
+  }
+
+ private:
+  MPI_Request r_;
+};
 
 class Mpi final : public Comm {
  public:
@@ -107,6 +135,14 @@ class Mpi final : public Comm {
       out.push_back(all.substr(static_cast<std::size_t>(at[static_cast<std::size_t>(r)]),
                                static_cast<std::size_t>(sizes[static_cast<std::size_t>(r)])));
     return out;
+  }
+  std::unique_ptr<Request> all_reduce_sum_start(float* data, std::size_t n) override {
+    LN_CHECK(n <= static_cast<std::size_t>(std::numeric_limits<int>::max()), "MPI all-reduce of ", n,
+             " values: more than one call can take");
+    MPI_Request r = MPI_REQUEST_NULL;
+    check(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r),
+          "MPI_Iallreduce");
+    return std::make_unique<MpiRequest>(r);
   }
   [[noreturn]] void abort(int code) override {
     MPI_Abort(MPI_COMM_WORLD, code);

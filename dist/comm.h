@@ -4,10 +4,22 @@
 // and an abort that ends every rank. docs/distributed.md.
 #pragma once
 
+#include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace livernet::dist {
+
+// A collective operation that was started and has not necessarily finished.
+class Request {
+ public:
+  virtual ~Request() = default;
+  // Whether it has finished (and lets it progress: MPI moves a non-blocking collective on inside its calls).
+  virtual bool test() = 0;
+  // Returns when it has finished.
+  virtual void wait() = 0;
+};
 
 class Comm {
  public:
@@ -21,6 +33,11 @@ class Comm {
   virtual std::string broadcast(const std::string& bytes, int root) = 0;
   // Every rank's `bytes`, in rank order, on every rank.
   virtual std::vector<std::string> all_gather(const std::string& bytes) = 0;
+  // Starts summing `n` floats of host memory over the ranks, in place: when the request has finished, `data`
+  // holds on every rank the sum of every rank's values (the same bits on every rank). `data` must stay alive
+  // and untouched until then. Every rank starts the same collectives in the same order.
+  virtual std::unique_ptr<Request> all_reduce_sum_start(float* data, std::size_t n) = 0;
+  void all_reduce_sum(float* data, std::size_t n) { all_reduce_sum_start(data, n)->wait(); }
   // Ends every rank of the job with exit code `code` (the caller prints why first).
   [[noreturn]] virtual void abort(int code) = 0;
   // "Open MPI v4.1.4: rank 0 of 2", or "one process".

@@ -84,10 +84,98 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   return y;
 }
 
+// ---- data-parallel shards -----------------------------------------------------------------------------
+
+namespace {
+thread_local const BatchShard* tls_shard = nullptr;
+
+// y = x * a + b per channel (the last dimension), a and b [C] f32: batch_norm_eval with mean 0, variance 1 and
+// eps 0, whose 1/sqrt(1 + 0) is exactly 1.
+Tensor channel_affine(const Tensor& x, const Tensor& a, const Tensor& b) {
+  kernels::BatchNormState unused;
+  const std::int64_t c = x.size(-1);
+  return kernels::batch_norm_eval(x, a, b, zeros(Shape{c}, DType::f32, x.device()),
+                                  ones(Shape{c}, DType::f32, x.device()), 0.f, false, unused);
+}
+
+std::vector<int> all_but_last(const Tensor& x) {
+  std::vector<int> axes;
+  for (int d = 0; d + 1 < x.dim(); ++d) axes.push_back(d);
+  return axes;
+}
+
+// Batch norm in training mode with the statistics of the whole batch of a data-parallel step: the mean from
+// the summed per-channel sums, then the (biased) variance from the summed squares about that mean (two passes,
+// as exact as one process's). The normalisation itself is batch_norm_eval with those statistics.
+Tensor batch_norm_synced(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                         Tensor& running_var, float momentum, float eps, bool relu, const BatchShard& shard) {
+  LN_CHECK(shard.rows > 0 && x.size(0) == shard.rows, "synchronised batch norm: a batch of ", x.size(0),
+           " rows where this process's share is ", shard.rows);
+  const std::int64_t c = x.size(-1);
+  const double count =
+      static_cast<double>(x.numel() / c) * static_cast<double>(shard.total_rows) / static_cast<double>(shard.rows);
+  const Tensor xf = x.dtype() == DType::f32 ? x : to_dtype(x, DType::f32);
+  const Tensor one = ones(Shape{c}, DType::f32, x.device()), zero = zeros(Shape{c}, DType::f32, x.device());
+  Tensor mean = kernels::sum(xf, all_but_last(xf));
+  shard.all_reduce_sum(mean);
+  mean = kernels::scale(mean, static_cast<float>(1.0 / count));
+  const Tensor centred = channel_affine(xf, one, kernels::scale(mean, -1.f));
+  Tensor var = kernels::sum(kernels::mul(centred, centred), all_but_last(centred));
+  shard.all_reduce_sum(var);
+  var = kernels::scale(var, static_cast<float>(1.0 / count));
+  kernels::BatchNormState st;
+  Tensor y = kernels::batch_norm_eval(x, gamma, beta, mean, var, eps, relu, st);
+  if (running_mean.defined()) {  // as batch_norm_train: the unbiased variance goes into the running one
+    kernels::axpby(momentum, mean, 1.f - momentum, running_mean);
+    kernels::axpby(static_cast<float>(momentum * count / std::max(count - 1.0, 1.0)), var, 1.f - momentum, running_var);
+  }
+  if (any_requires_grad({x, gamma, beta})) {
+    struct S {
+      Tensor x, y, gamma;
+      kernels::BatchNormState st;
+      bool relu;
+      double count;
+      std::function<void(Tensor&)> all_reduce_sum;
+    };
+    // dx = gamma invstd (g - sum(g) / N - xhat sum(g xhat) / N) over the whole batch, with g masked by the fused
+    // ReLU: the part gamma invstd g of batch_norm_backward with constant statistics, plus x * p + q per channel
+    // from the summed sum(g) and sum(g xhat) (which are also this process's dbeta and dgamma).
+    auto node = make_node(
+        relu ? "batch_norm_relu" : "batch_norm",
+        S{det(x), relu ? y.detach() : Tensor(), gamma.defined() ? det(gamma) : ones(Shape{c}, DType::f32, x.device()),
+          st, relu, count, shard.all_reduce_sum},
+        [](Node& n, S& s, const Tensor& g) {
+          Tensor dgamma, dbeta;
+          const Tensor dx_part =
+              kernels::batch_norm_backward(g, s.x, s.y, s.gamma, s.st, false, s.relu, &dgamma, &dbeta);
+          const std::int64_t ch = s.x.size(-1);
+          Tensor sums = kernels::concat({dbeta, dgamma}, 0);
+          s.all_reduce_sum(sums);
+          const Tensor sum_g = sums.slice0(0, ch), sum_gx = sums.slice0(ch, 2 * ch);
+          const Tensor k = kernels::scale(kernels::mul(s.gamma, s.st.save_invstd), static_cast<float>(1.0 / s.count));
+          const Tensor kb = kernels::mul(kernels::mul(k, s.st.save_invstd), sum_gx);
+          const Tensor p = kernels::scale(kb, -1.f);
+          const Tensor q = kernels::sub(kernels::mul(kb, s.st.save_mean), kernels::mul(k, sum_g));
+          Tensor dx;
+          if (n.needs_input_grad(0)) dx = kernels::add(dx_part, channel_affine(s.x, p, q));
+          return std::vector<Tensor>{dx, n.needs_input_grad(1) ? dgamma : Tensor(),
+                                     n.needs_input_grad(2) ? dbeta : Tensor()};
+        });
+    record(y, node, {x, gamma, beta});
+  }
+  return y;
+}
+}  // namespace
+
+void set_batch_shard(const BatchShard* shard) { tls_shard = shard; }
+const BatchShard* batch_shard() { return tls_shard; }
+
 // ---- batch norm --------------------------------------------------------------------------------------
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean, Tensor& running_var,
                   bool training, float momentum, float eps, bool relu) {
+  if (training && tls_shard && tls_shard->all_reduce_sum && !trace::active())
+    return batch_norm_synced(x, gamma, beta, running_mean, running_var, momentum, eps, relu, *tls_shard);
   kernels::BatchNormState st;
   Tensor y = training ? kernels::batch_norm_train(x, gamma, beta, running_mean, running_var, momentum, eps, relu, st)
                       : kernels::batch_norm_eval(x, gamma, beta, running_mean, running_var, eps, relu, st);
@@ -316,6 +404,17 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
 
 Tensor dropout(const Tensor& x, float p, bool training, std::uint64_t seed, std::uint64_t stream) {
   if (!training || p == 0.f) return x;
+  if (tls_shard && tls_shard->total_rows > x.size(0) && x.size(0) == tls_shard->rows) {
+    // One process's rows of a data-parallel batch: the mask of the whole batch, these rows of it. Dropout's
+    // output is x times the mask, so the mask is what dropout makes of ones (forward and backward alike).
+    const BatchShard& sh = *tls_shard;
+    std::vector<std::int64_t> dims(x.shape().begin(), x.shape().end());
+    dims[0] = sh.total_rows;
+    const Tensor mask = kernels::dropout_forward(ones(Shape(dims), x.dtype(), x.device()), p, seed, stream)
+                            .slice0(sh.row0, sh.row0 + sh.rows)
+                            .clone();
+    return F::mul(x, mask);
+  }
   Tensor y = kernels::dropout_forward(x, p, seed, stream);
   if (trace::active()) trace_op(trace::OpKind::dropout, "dropout", {x}, y, [&](trace::Op& o) { o.alpha = p; });
   if (any_requires_grad({x})) {

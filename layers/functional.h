@@ -4,12 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "autograd/autograd.h"
 #include "core/tensor.h"
-#include "kernels/nn.h"
 #include "kernels/elementwise.h"
+#include "kernels/nn.h"
 
 namespace livernet::F {
 
@@ -37,6 +38,22 @@ Tensor mul(const Tensor& a, const Tensor& b);
 Tensor scale(const Tensor& x, float alpha);
 // y = a * x with a one-element f32 tensor a (e.g. a learnable residual scale).
 Tensor scale_by(const Tensor& x, const Tensor& a);
+
+// Data-parallel training (dist/data_parallel.h): while set on a thread, that thread's batches are rows
+// [row0, row0 + rows) of a batch of total_rows rows spread over several processes. Dropout then draws each
+// row's mask as it would for the whole batch; with all_reduce_sum set (synchronised batch norm), training-mode
+// batch norms take their mean and variance over the whole batch, calling all_reduce_sum (the sum over the
+// processes of a small f32 tensor, in place) twice forward and once backward per layer, in the same order
+// on every process; the parameters' gradients stay this process's part (DataParallel sums them).
+struct BatchShard {
+  std::int64_t row0 = 0, rows = 0, total_rows = 0;
+  std::function<void(Tensor&)> all_reduce_sum;
+};
+// nullptr: off. The caller keeps `shard` alive while it is set (and, with synchronised batch norm, until the
+// backward pass of what was computed under it has run).
+void set_batch_shard(const BatchShard* shard);
+const BatchShard* batch_shard();
+
 // x [N,in], w [out,in], bias [out] or undefined.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);
 // Inverted dropout with a Philox mask fixed by (seed, stream); identity when !training or p == 0.

@@ -72,6 +72,11 @@ if [[ -n $nv ]]; then
     export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
   done
 fi
+# NCCL (the build links it; scripts/gpu_pack.sh leaves it out): PyTorch's wheel (above), else wherever it is.
+if ! ldconfig -p | grep -q 'libnccl.so.2 ' && ! tr ':' '\n' <<< "${LD_LIBRARY_PATH:-}" | while read -r d; do [[ -e $d/libnccl.so.2 ]] && echo y; done | grep -q y; then
+  nccl=$(find / -xdev -name 'libnccl.so.2' -not -path '/proc/*' 2>/dev/null | head -1)
+  [[ -n $nccl ]] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$(dirname "$nccl")"
+fi
 linked=0
 link_missing() {  # DIR: links to DIR's libraries that this system lacks, in a fallback folder on the path
   local fb=/tmp/livernet-fallback have
@@ -167,8 +172,11 @@ if want sanitize && command -v compute-sanitizer >/dev/null; then
   (
     for tool in memcheck racecheck synccheck; do
       echo "== compute-sanitizer --tool $tool tools/bench --train --batch 2 --size 75 (paper model, bf16)"
+      # racecheck checks every shared-memory access: one step took more than 60 s on an H200 (2026-11-29).
+      limit=60
+      [[ $tool == racecheck ]] && limit=170
       # cuDNN's heuristics instead of timing every algorithm: the search would take minutes under the tool.
-      LIVERNET_CUDNN_SEARCH=heuristic timed 60 10 compute-sanitizer --tool "$tool" --error-exitcode 9 --print-limit 20 "$build/tools/bench" --model paper \
+      LIVERNET_CUDNN_SEARCH=heuristic timed $limit 10 compute-sanitizer --tool "$tool" --error-exitcode 9 --print-limit 20 "$build/tools/bench" --model paper \
         --device cuda --batch 2 --size 75 --train --iters 1 --warmup 1 --no-per-block --no-mfu 2>&1 | tail -25
       echo "exit: ${PIPESTATUS[0]}"
     done

@@ -54,7 +54,7 @@ mkdir -p "$stage/deps/gpu/lib"
 ldd "${files[@]}" 2>/dev/null | awk '/=> \//{print $3}' | sort -u | while read -r lib; do
   case "$(basename "$lib")" in
     libc.so*|libm.so*|libstdc++.so*|libgcc_s.so*|ld-linux*|libpthread.so*|libdl.so*|librt.so*) ;;
-    libcudart.so*|libcublas*|libcudnn*|liblivernet*) ;;
+    libcudart.so*|libcublas*|libcudnn*|libnccl*|liblivernet*) ;;  # NCCL too: PyTorch's wheel has it (200 MB)
     *) cp -L "$lib" "$stage/deps/gpu/lib/" ;;
   esac
 done

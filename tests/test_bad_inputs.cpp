@@ -556,6 +556,10 @@ std::vector<Case> cases() {
                kTrain, {"unknown arch 'pape\\x0a \\x1b[2J'"}, "c.yaml", {"run"}});
   t.push_back({"ConfigNotOneOfTheChoices", all({data, config("train:\n  optimizer: rmsprop\n")}), "train", kTrain,
                {"train.optimizer: 'rmsprop' is not one of sgd, adam, adamw"}, "c.yaml", {"run"}});
+  t.push_back({"ConfigOutOfRangeRepeats", all({data, config("cv:\n  repeats: 0\n")}), "train", kTrain,
+               {"cv.repeats must be in [1, 100]"}, "c.yaml", {"run"}});
+  t.push_back({"ConfigParallelNotOneOfTheChoices", all({data, config("runtime:\n  parallel: model\n")}), "train", kTrain,
+               {"runtime.parallel: 'model' is not one of folds, data"}, "c.yaml", {"run"}});
   t.push_back({"ConfigNotYaml", all({data, config("data: [1, 2\n")}), "train", kTrain, {"not valid YAML"}, "c.yaml", {"run"}});
   t.push_back({"ConfigMissing", data, "train", kTrain, {"cannot open the configuration"}, "c.yaml", {"run"}});
 

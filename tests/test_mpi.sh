@@ -4,7 +4,11 @@
 #  - a process SIGKILLed mid-fold ends the job (no hang), and --resume under mpirun finishes it to the same
 #    bytes;
 #  - more processes than folds, and a process whose data file differs from process 0's, are refused with one
-#    line on every process and a non-zero exit.
+#    line on every process and a non-zero exit;
+#  - --parallel data trains every fold on both processes and writes the run from process 0; a process killed
+#    mid-run ends the job and --resume gives the uninterrupted data-parallel run's bytes; a batch that does not
+#    split over the processes is refused;
+#  - --repeats 2 shares out every (repeat, fold) pair and gives each repeat the bytes of one process with its seed.
 set -euo pipefail
 build="$1"
 command -v mpirun > /dev/null || { echo "skipped: no mpirun (Debian: apt-get install openmpi-bin libopenmpi-dev)"; exit 77; }
@@ -21,6 +25,34 @@ pids_of() {
 }
 trap 'kill -KILL $(pids_of "-o $dir/") 2> /dev/null || true; rm -rf "$dir"' EXIT
 fail() { echo "test_mpi: $*"; exit 1; }
+# killed_run RUN CHECKPOINT ARGS...: mpirun -np 2 tools/train ARGS -o RUN, rank 1 SIGKILLed once RUN/CHECKPOINT
+# exists; fails unless the job then ends within 120 s with a non-zero exit code (in $killed_rc).
+killed_run() {
+  local run=$1 ckpt=$2 job victim="" pid waited rc
+  shift 2
+  "${mpi[@]}" "${train[@]}" "$@" -o "$run" > "$run.log" 2>&1 &
+  job=$!
+  for _ in $(seq 600); do
+    [[ -f $run/$ckpt ]] && break
+    sleep 0.1
+  done
+  [[ -f $run/$ckpt ]] || fail "$run/$ckpt was never written: $(tail -5 "$run.log")"
+  for pid in $(pids_of "-o $run"); do
+    # (grep reads all its input: with -q the writer could die of SIGPIPE and pipefail hide the match)
+    if tr '\0' '\n' < "/proc/$pid/environ" 2> /dev/null | grep -x 'OMPI_COMM_WORLD_RANK=1' > /dev/null; then victim=$pid; fi
+  done
+  [[ -n $victim ]] || fail "$run: no process of rank 1 found"
+  kill -KILL "$victim"
+  set +e
+  timeout 120 tail --pid="$job" -f /dev/null
+  waited=$?
+  wait "$job"
+  rc=$?
+  set -e
+  [[ $waited -eq 0 ]] || fail "$run: the job did not end within 120 s after a process was killed"
+  [[ $rc -ne 0 ]] || fail "$run: the job ended with exit code 0 after a process was killed"
+  killed_rc=$rc
+}
 export OMP_NUM_THREADS=1 OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
 opts=(--bind-to none -x OMP_NUM_THREADS)
 [[ $(id -u) -eq 0 ]] && opts+=(--allow-run-as-root)
@@ -43,28 +75,8 @@ grep -q "fold 2/3: trained by process 1" "$dir/two/log.txt" || fail "process 0 d
 echo "test_mpi: mpirun -np 2: predictions.csv, metrics.json and splits.json identical to one process (${took} s)"
 
 # Process 1 killed after its fold's first checkpoint: the job ends, --resume finishes it to the same bytes.
-"${mpi[@]}" "${train[@]}" -o "$dir/killed" > "$dir/killed.log" 2>&1 &
-job=$!
-for _ in $(seq 600); do
-  [[ -f $dir/killed/fold_2/checkpoint.h5 ]] && break
-  sleep 0.1
-done
-[[ -f $dir/killed/fold_2/checkpoint.h5 ]] || fail "fold 2 wrote no checkpoint: $(tail -5 "$dir/killed.log")"
-victim=""
-for pid in $(pids_of "-o $dir/killed"); do
-  # (grep reads all its input: with -q the writer could die of SIGPIPE and pipefail hide the match)
-  if tr '\0' '\n' < "/proc/$pid/environ" 2> /dev/null | grep -x 'OMPI_COMM_WORLD_RANK=1' > /dev/null; then victim=$pid; fi
-done
-[[ -n $victim ]] || fail "no process of rank 1 found"
-kill -KILL "$victim"
-set +e
-timeout 120 tail --pid="$job" -f /dev/null
-waited=$?
-wait "$job"
-rc=$?
-set -e
-[[ $waited -eq 0 ]] || fail "the job did not end within 120 s after a process was killed"
-[[ $rc -ne 0 ]] || fail "the job ended with exit code 0 after a process was killed"
+killed_run "$dir/killed" fold_2/checkpoint.h5
+rc=$killed_rc
 "${mpi[@]}" "$build/tools/train" --resume "$dir/killed" > "$dir/resumed.log" 2>&1 || { tail -20 "$dir/resumed.log"; fail "--resume under mpirun failed"; }
 for f in predictions.csv metrics.json; do
   cmp -s "$dir/one/$f" "$dir/killed/$f" || fail "$f differs after a killed process and --resume"
@@ -90,3 +102,40 @@ set -e
 n=$(grep -c "process 1 has another data file than process 0" "$dir/diff.err" || true)
 [[ $rc -ne 0 && $n -eq 2 && ! -e $dir/diff ]] || fail "a process with another data file: exit $rc, $n of 2 processes said why: $(cat "$dir/diff.err")"
 echo "test_mpi: more processes than folds, and another data file on one process, refused on every process"
+
+# Data-parallel (--parallel data): both processes train every fold, each on its half of every batch; process 0
+# alone writes the run (the arithmetic's equivalence to one process is test_data_parallel's).
+"${mpi[@]}" "${train[@]}" -o "$dir/dp" --parallel data --epochs 2 > "$dir/dp.log" 2>&1 || { tail -20 "$dir/dp.log"; fail "mpirun -np 2 tools/train --parallel data failed"; }
+for f in predictions.csv metrics.json splits.json fold_1/best.h5 fold_3/history.csv; do
+  [[ -f $dir/dp/$f ]] || fail "--parallel data wrote no $f"
+done
+[[ $(wc -l < "$dir/dp/predictions.csv") -eq $(wc -l < "$dir/one/predictions.csv") ]] || fail "--parallel data: predictions.csv has another row count"
+grep -q "data-parallel over 2 processes" "$dir/dp/log.txt" || fail "--parallel data: process 0 did not say how it trained"
+grep -q "fold 3/3: data-parallel over 2 processes" "$dir/dp/log.process1.txt" || fail "--parallel data: process 1 did not train fold 3"
+# Process 1 killed after the first epoch's checkpoint of a data-parallel fold: the job ends, and --resume (the run
+# is data-parallel: its config.yaml says so) gives the uninterrupted data-parallel run's bytes.
+killed_run "$dir/dpk" fold_1/checkpoint.h5 --parallel data --epochs 2
+"${mpi[@]}" "$build/tools/train" --resume "$dir/dpk" > "$dir/dpk_resumed.log" 2>&1 || { tail -20 "$dir/dpk_resumed.log"; fail "--parallel data: --resume failed"; }
+for f in predictions.csv metrics.json; do
+  cmp -s "$dir/dp/$f" "$dir/dpk/$f" || fail "--parallel data: $f differs after a killed process and --resume"
+done
+grep -q "resuming at epoch" "$dir/dpk/log.process1.txt" || fail "--parallel data: process 1 did not resume from the checkpoint"
+set +e
+"${mpi[@]}" "${train[@]}" -o "$dir/odd" --parallel data --batch 3 > "$dir/odd.out" 2> "$dir/odd.err"
+rc=$?
+set -e
+n=$(grep -c "train.batch_size 3 does not split evenly over 2 processes" "$dir/odd.err" || true)
+[[ $rc -ne 0 && $n -eq 2 && ! -e $dir/odd ]] || fail "--parallel data --batch 3: exit $rc, $n of 2 processes said why: $(cat "$dir/odd.err")"
+echo "test_mpi: --parallel data trained every fold on both processes; killed and resumed it gave the same bytes; a batch that does not split is refused"
+
+# Repeats (--repeats 2): the job shares out every (repeat, fold) pair; repeat 1 is the one-process run above
+# (seed 42) and repeat 2 a one-process run with seed 43, byte for byte.
+"${train[@]}" --seed 43 -o "$dir/seed43" > "$dir/seed43.log" 2>&1 || { tail -5 "$dir/seed43.log"; fail "tools/train --seed 43 failed"; }
+"${mpi[@]}" "${train[@]}" --repeats 2 -o "$dir/rep" > "$dir/rep.log" 2>&1 || { tail -20 "$dir/rep.log"; fail "mpirun -np 2 tools/train --repeats 2 failed"; }
+for f in predictions.csv metrics.json; do
+  cmp -s "$dir/one/$f" "$dir/rep/repeat_1/$f" || fail "--repeats 2: repeat 1's $f differs from one process's run with seed 42"
+  cmp -s "$dir/seed43/$f" "$dir/rep/repeat_2/$f" || fail "--repeats 2: repeat 2's $f differs from one process's run with seed 43"
+done
+[[ -f $dir/rep/repeats.json ]] || fail "--repeats 2 wrote no repeats.json"
+grep -q "repeat 2/2 (seed 43)" "$dir/rep/log.process1.txt" || fail "process 1 did not train folds of repeat 2"
+echo "test_mpi: --repeats 2 over 2 processes: each repeat identical to one process's run with its seed"

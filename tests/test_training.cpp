@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -17,6 +18,7 @@
 #include "data/lesions.h"
 #include "data/loader.h"
 #include "data/phantoms.h"
+#include "io/hdf5.h"
 #include "kernels/tensor_ops.h"
 #include "test_util.h"
 #include "train/classifier.h"
@@ -267,6 +269,54 @@ TrainConfig tiny_config(const std::string& data) {
   return c;
 }
 }  // namespace
+
+TEST(Training, RepeatsAreRunsOfTheirOwnWithConsecutiveSeedsAndResumeFoldByFold) {
+  TempDir dir;
+  data::save_dataset_h5(make_phantoms({.patients = 12, .max_lesions = 4, .size = 32}), dir.str("d.h5"));
+  TrainConfig cfg = tiny_config(dir.str("d.h5"));
+  cfg.epochs = 1;
+  fs::create_directories(dir.str("plain"));
+  Progress quiet(dir.str("plain/log.txt"));
+  cfg.seed = 43;
+  run_training(cfg, dir.str("plain"), quiet);  // what repeat 2 must be
+  cfg.seed = 42;
+  cfg.repeats = 2;
+  fs::create_directories(dir.str("rep"));
+  Progress p(dir.str("rep/log.txt"));
+  // Interrupted in repeat 2's first fold, then resumed.
+  TrainHooks h;
+  int folds_started = 0;
+  h.on_step = [&](int, std::int64_t s) {
+    if (s == 1 && ++folds_started == 3) interrupt_flag() = true;
+  };
+  EXPECT_THROW(run_repeats(cfg, dir.str("rep"), p, h), Interrupted);
+  interrupt_flag() = false;
+  EXPECT_TRUE(fs::exists(dir.str("rep/repeat_1/fold_2/result.json")));
+  EXPECT_FALSE(fs::exists(dir.str("rep/repeat_2/fold_1/result.json")));
+  const std::vector<RunSummary> all = run_repeats(cfg, dir.str("rep"), p);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(load_train_config(dir.str("rep/repeat_1/config.yaml")).seed, 42u);
+  EXPECT_EQ(load_train_config(dir.str("rep/repeat_2/config.yaml")).seed, 43u);
+  EXPECT_EQ(load_train_config(dir.str("rep/repeat_2/config.yaml")).repeats, 1);
+  EXPECT_EQ(slurp(dir.str("rep/repeat_2/predictions.csv")), slurp(dir.str("plain/predictions.csv")));
+  const nlohmann::json j = nlohmann::json::parse(slurp(dir.str("rep/repeats.json")));
+  ASSERT_EQ(j["repeats"].size(), 2u);
+  const double a1 = j["repeats"][0]["pooled"]["accuracy"], a2 = j["repeats"][1]["pooled"]["accuracy"];
+  EXPECT_DOUBLE_EQ(j["mean"]["accuracy"].get<double>(), (a1 + a2) / 2);
+  EXPECT_NEAR(j["std"]["accuracy"].get<double>(), std::fabs(a1 - a2) / std::sqrt(2.0), 1e-12);
+  EXPECT_EQ(j["repeats"][1]["seed"], 43);
+  // A repeat's config.yaml edited by hand is refused on resume; tools take a repeat, not the whole run.
+  TrainConfig edited = load_train_config(dir.str("rep/repeat_1/config.yaml"));
+  edited.lr = 0.5f;
+  io::write_text_file_atomically(dir.str("rep/repeat_1/config.yaml"), edited.to_yaml());
+  EXPECT_THROW(run_repeats(cfg, dir.str("rep"), p), Error);
+  try {
+    (void)fold_model(dir.str("rep"), 0);
+    FAIL() << "a run of repeats taken as one run";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("holds repeats of the cross-validation"), std::string::npos) << e.what();
+  }
+}
 
 TEST(Training, ResumeAfterInterruptionEqualsAnUninterruptedRun) {
   TempDir dir;

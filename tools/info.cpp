@@ -7,6 +7,7 @@
 
 #include "core/version.h"
 #include "dist/comm.h"
+#include "dist/nccl.h"
 #include "kernels/elementwise.h"
 #include "kernels/tensor_ops.h"
 
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   try {
     std::printf("%s", build_info().c_str());
     std::printf("  MPI: %s\n", dist::mpi_library().c_str());
+    std::printf("  NCCL: %s\n", dist::nccl_library().c_str());
     const double cpu = self_check(Device::cpu());
     std::printf("self-check cpu: sum = %.6f\n", cpu);
     for (int i = 0; i < cuda_device_count(); ++i) {

@@ -40,13 +40,20 @@ data::Dataset check_inputs(const train::TrainConfig& cfg, const std::string& res
   (void)resolve_device(cfg.device);
   if (!cfg.weights.empty()) (void)train::check_initial_weights(cfg.weights, cfg.model);
   if (resume_dir.empty()) return data;
-  train::check_fold_numbering(resume_dir);
-  for (int k = 0; k < cfg.folds; ++k) {
-    const std::string ckpt = train::fold_dir(resume_dir, k) + "/checkpoint.h5";
-    if (!fs::exists(ckpt)) continue;
-    const io::H5File f = io::H5File::open(ckpt);
-    LN_CHECK(f.has_attr("/", "format") && f.read_string_attr("/", "format") == io::kCheckpointFormat, ckpt,
-             ": not a training checkpoint (delete it to restart the fold)");
+  std::vector<std::string> runs{resume_dir};
+  if (cfg.repeats > 1) {
+    runs.clear();
+    for (int r = 0; r < cfg.repeats; ++r) runs.push_back(train::repeat_dir(resume_dir, r));
+  }
+  for (const std::string& run : runs) {
+    train::check_fold_numbering(run);
+    for (int k = 0; k < cfg.folds; ++k) {
+      const std::string ckpt = train::fold_dir(run, k) + "/checkpoint.h5";
+      if (!fs::exists(ckpt)) continue;
+      const io::H5File f = io::H5File::open(ckpt);
+      LN_CHECK(f.has_attr("/", "format") && f.read_string_attr("/", "format") == io::kCheckpointFormat, ckpt,
+               ": not a training checkpoint (delete it to restart the fold)");
+    }
   }
   return data;
 }
@@ -109,12 +116,21 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "runtime.device: auto, cpu, cuda or cuda:N");
   app.add_option("--precision", precision, "runtime.precision: auto, f32, bf16, f16");
   app.add_option("--loader-threads", threads, "runtime.loader_threads")->check(CLI::Range(1, 64));
+  std::string parallel;
+  app.add_option("--parallel", parallel,
+                 "runtime.parallel, under mpirun/srun: folds (each process trains whole folds) or data (every "
+                 "process trains every fold on its share of each batch)");
   app.add_flag("--augment", augment, "data.augment.enabled = true");
   app.add_flag("--no-augment", no_augment, "data.augment.enabled = false");
   app.add_flag("--force", force, "replace an existing run directory");
   app.add_flag("--final", final_model,
                "cv.final = true: after the cross-validation, train one model on every patient "
                "for the median of the folds' best epochs (RUN/final/model.h5); with --resume, adds it to a run");
+  int repeats = 0;
+  app.add_option("--repeats", repeats,
+                 "cv.repeats: the cross-validation repeated with seeds seed, seed + 1, ... (RUN/repeat_R, and "
+                 "RUN/repeats.json with the metrics' mean and standard deviation)")
+      ->check(CLI::Range(1, 100));
   app.add_option("--resume", resume, "continue an interrupted run (its directory)");
   return tools::run(app, argc, argv, [&]() -> int {
     // Started by mpirun or srun (a build with MPI), the processes of the job share the folds out
@@ -130,7 +146,7 @@ int main(int argc, char** argv) {
       if (!resume.empty()) {
         LN_CHECK(config_path.empty() && data.empty() && weights.empty(),
                  "--resume takes the run's own configuration; only "
-                 "--device, --loader-threads may change");
+                 "--device, --loader-threads, --parallel may change");
         LN_CHECK(fs::is_directory(resume), resume, ": no such run directory");
         lock.emplace(resume);
         LN_CHECK(fs::exists(resume + "/config.yaml"), resume,
@@ -151,6 +167,7 @@ int main(int argc, char** argv) {
         if (seed >= 0) cfg.seed = static_cast<std::uint64_t>(seed);
         if (!precision.empty()) cfg.precision = parse_choice<train::Precision>("--precision", precision);
         if (final_model) cfg.final_model = true;
+        if (repeats) cfg.repeats = repeats;
         if (augment) cfg.augment.enabled = true;
         if (no_augment) cfg.augment.enabled = false;
         if (!output.empty()) {
@@ -167,6 +184,7 @@ int main(int argc, char** argv) {
       }
       if (!device.empty()) cfg.device = device;
       if (threads) cfg.loader_threads = threads;
+      if (!parallel.empty()) cfg.parallel = parse_choice<train::Parallel>("--parallel", parallel);
       cfg.validate(!resume.empty()       ? resume + "/config.yaml"
                    : config_path.empty() ? std::string("config")
                                          : config_path);
@@ -176,10 +194,19 @@ int main(int argc, char** argv) {
         LN_CHECK(fs::is_directory(run_dir), run_dir, ": exists and is not a directory");
         lock.emplace(run_dir);  // --force on a run in use is refused
       }
-      LN_CHECK(job.size() <= cfg.folds, job.size(), " processes for ", cfg.folds,
-               " folds: each process trains "
-               "whole folds, so start at most ",
-               cfg.folds, " (mpirun -np ", cfg.folds, ")");
+      if (cfg.parallel == train::Parallel::data)
+        LN_CHECK(cfg.batch_size % job.size() == 0, "train.batch_size ", cfg.batch_size, " does not split evenly over ",
+                 job.size(), " processes (runtime.parallel: data): use a multiple of ", job.size(),
+                 " (the batch is the whole job's)");
+      else if (cfg.repeats > 1)
+        LN_CHECK(job.size() <= cfg.folds * cfg.repeats, job.size(), " processes for ", cfg.folds * cfg.repeats,
+                 " folds (", cfg.repeats, " repeats of ", cfg.folds,
+                 "): each process trains whole folds, so start at most ", cfg.folds * cfg.repeats);
+      else
+        LN_CHECK(job.size() <= cfg.folds, job.size(), " processes for ", cfg.folds,
+                 " folds: each process trains "
+                 "whole folds, so start at most ",
+                 cfg.folds, " (mpirun -np ", cfg.folds, "), or train each fold on every process (--parallel data)");
       dataset = check_inputs(cfg, resume);  // before --force removes anything
     });
     if (multi) {
@@ -222,7 +249,41 @@ int main(int argc, char** argv) {
     if (job.rank() != 0) progress.set_prefix(str_cat("process ", job.rank(), ": "));
     progress.line(
         str_cat(resume.empty() ? "run " : "resuming run ", run_dir, multi ? " (" + job.describe() + ")" : ""));
+    // A finished run's table, report and paths (for each repeat, with cv.repeats).
+    const auto finish = [&](const train::RunSummary& s) {
+      const std::string& dir = s.run_dir;
+      progress.line("\n" + train::metrics_table(s.folds, s.pooled, train::per_source_metrics(s.data, s.folds, s.positive)));
+      progress.line("paper (Perdigon Romero et al. 2019, 230 lesions / 63 patients): accuracy 0.96, F1 0.92");
+      progress.line(train::calibration_summary(s.calibration));
+      train::ReportInputs r;
+      r.run_dir = dir;
+      r.title = "livernet cross-validation: " + fs::path(dir).filename().string();
+      r.config = &s.config;
+      r.data = &s.data;
+      r.folds = s.folds;
+      r.pooled = s.pooled;
+      r.positive = s.positive;
+      r.calibration = &s.calibration;
+      for (int k = 0; k < s.config.folds; ++k) r.fold_weights.push_back(train::fold_dir(dir, k) + "/best.h5");
+      const std::string report = train::write_report(r);
+      progress.line(str_cat("results: ", dir, "/metrics.json, ", dir, "/predictions.csv"));
+      progress.line(str_cat("report:  ", report));
+      if (!s.final_model.empty())
+        progress.line(str_cat("final:   ", s.final_model, " (", s.final_epochs,
+                              " epochs on every patient; tools/predict -w it)"));
+    };
     try {
+      if (cfg.repeats > 1) {
+        const std::vector<train::RunSummary> all =
+            train::run_repeats(cfg, run_dir, progress, {}, std::move(dataset), multi ? &job : nullptr);
+        if (job.rank() != 0) {
+          progress.line("trained this process's folds; process 0 writes the results");
+          return 0;
+        }
+        for (const auto& s : all) finish(s);
+        progress.line(str_cat("repeats: ", run_dir, "/repeats.json"));
+        return 0;
+      }
       const train::RunSummary s =
           train::run_training(cfg, run_dir, progress, {}, std::move(dataset), multi ? &job : nullptr);
       if (s.partial) {
@@ -232,25 +293,7 @@ int main(int argc, char** argv) {
                               "; process 0 writes the results"));
         return 0;
       }
-      progress.line("\n" + train::metrics_table(s.folds, s.pooled, train::per_source_metrics(s.data, s.folds, s.positive)));
-      progress.line("paper (Perdigon Romero et al. 2019, 230 lesions / 63 patients): accuracy 0.96, F1 0.92");
-      progress.line(train::calibration_summary(s.calibration));
-      train::ReportInputs r;
-      r.run_dir = run_dir;
-      r.title = "livernet cross-validation: " + fs::path(run_dir).filename().string();
-      r.config = &s.config;
-      r.data = &s.data;
-      r.folds = s.folds;
-      r.pooled = s.pooled;
-      r.positive = s.positive;
-      r.calibration = &s.calibration;
-      for (int k = 0; k < s.config.folds; ++k) r.fold_weights.push_back(train::fold_dir(run_dir, k) + "/best.h5");
-      const std::string report = train::write_report(r);
-      progress.line(str_cat("results: ", run_dir, "/metrics.json, ", run_dir, "/predictions.csv"));
-      progress.line(str_cat("report:  ", report));
-      if (!s.final_model.empty())
-        progress.line(str_cat("final:   ", s.final_model, " (", s.final_epochs,
-                              " epochs on every patient; tools/predict -w it)"));
+      finish(s);
     } catch (const train::Interrupted& e) {
       progress.line(e.what());
       return 130;

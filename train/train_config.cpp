@@ -137,10 +137,13 @@ void for_each_field(Config& c, F&& f) {
   f("cv", "val_fraction", c.val_fraction);
   f("cv", "seed", c.seed);
   f("cv", "final", c.final_model);
+  f("cv", "repeats", c.repeats);
   f("runtime", "device", c.device);
   f("runtime", "precision", c.precision);
   f("runtime", "loader_threads", c.loader_threads);
   f("runtime", "deterministic", c.deterministic);
+  f("runtime", "parallel", c.parallel);
+  f("runtime", "sync_batch_norm", c.sync_batch_norm);
 }
 
 // The known keys of `section` ("" for the top level): its fields and its sub-sections.
@@ -194,6 +197,7 @@ void TrainConfig::validate(const std::string& where) const {
   LN_CHECK(precise_bn_samples >= 0, where, ": train.precise_bn_samples must be >= 0");
   LN_CHECK(folds >= 2 && folds <= 50, where, ": cv.folds must be in [2, 50], got ", folds);
   LN_CHECK(val_fraction > 0 && val_fraction < 0.5, where, ": cv.val_fraction must be in (0, 0.5)");
+  LN_CHECK(repeats >= 1 && repeats <= 100, where, ": cv.repeats must be in [1, 100]");
   LN_CHECK(loader_threads >= 0 && loader_threads <= 64, where, ": runtime.loader_threads must be in [0, 64] (0: auto)");
 }
 

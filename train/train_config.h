@@ -22,6 +22,7 @@ enum class Schedule { plateau, cosine, step, none };
 enum class Monitor { val_loss, val_auc, val_accuracy };
 enum class NonFinite { skip, stop };
 enum class Precision { automatic, f32, bf16, f16 };
+enum class Parallel { folds, data };
 
 }  // namespace livernet::train
 
@@ -46,6 +47,10 @@ struct Choices<train::Monitor> {
 template <>
 struct Choices<train::NonFinite> {
   static constexpr std::array<const char*, 2> names{"skip", "stop"};
+};
+template <>
+struct Choices<train::Parallel> {
+  static constexpr std::array<const char*, 2> names{"folds", "data"};
 };
 template <>
 struct Choices<train::Precision> {
@@ -98,11 +103,18 @@ struct TrainConfig {
   // After the cross-validation, train one model on every patient for the median of the folds' best epochs
   // (RUN/final/model.h5): the model to deploy, its expected performance the cross-validation's.
   bool final_model = false;
+  // Repeat the whole cross-validation with seeds seed, seed + 1, ... (RUN/repeat_<r>): the spread of the metrics
+  // over splits and initialisations.
+  int repeats = 1;
   // runtime
   std::string device = "auto";
   Precision precision = Precision::automatic;  // auto: bf16 on a GPU, f32 on the CPU
   int loader_threads = 0;              // 0: auto (1 on the CPU, where compute takes the cores; up to 8 for a GPU)
   bool deterministic = false;
+  // A job of several processes (mpirun, srun; docs/distributed.md): folds = each process trains whole folds;
+  // data = every process trains every fold together, each on its share of every batch (data-parallel).
+  Parallel parallel = Parallel::folds;
+  bool sync_batch_norm = true;  // data-parallel: batch-norm statistics over the whole batch, not each share
 
   // Throws Error naming `where` (the YAML file, or "config") and the key for out-of-range values.
   void validate(const std::string& where = "config") const;

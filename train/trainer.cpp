@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <thread>
@@ -15,6 +17,7 @@
 #include "data/loader.h"
 #include "data/merge.h"
 #include "dist/comm.h"
+#include "dist/data_parallel.h"
 #include "io/csv.h"
 #include "io/hdf5.h"
 #include "kernels/nn.h"
@@ -350,8 +353,31 @@ FoldResult test_fold(LesionClassifier& model, const data::Dataset& data, const F
   return r;
 }
 
-FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const Fold& fold, int k, const std::string& run_dir,
-                      Device dev, DType dtype, int positive, Progress& progress, const TrainHooks& hooks, RunClock& clock) {
+// Data-parallel training (runtime.parallel = data): the rows of the epoch's global batch g that process `rank` of
+// `ranks` takes, [lo, hi) within the batch: a contiguous even split, so that every process's shares of the
+// epoch are one list its loader walks in batches of batch_size / ranks.
+std::pair<std::int64_t, std::int64_t> shard_of(std::int64_t rows, int rank, int ranks) {
+  return {rows * rank / ranks, rows * (rank + 1) / ranks};
+}
+
+// The sum of class weights over the rows of `labels`' indices in [lo, hi) of `order` (the rows' count without
+// class weights): cross_entropy's normaliser, so that each process can weight its share's mean loss by its share
+// of the whole batch's normaliser.
+double loss_normaliser(const std::vector<std::int64_t>& order, std::int64_t lo, std::int64_t hi,
+                       const std::vector<int>& labels, const std::vector<float>& class_weights) {
+  double d = 0;
+  for (std::int64_t i = lo; i < hi; ++i)
+    d += class_weights.empty() ? 1.0 : class_weights[static_cast<std::size_t>(labels[order[i]])];
+  return d;
+}
+
+FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const Fold& fold, int k,
+                      const std::string& run_dir, Device dev, DType dtype, int positive, Progress& progress,
+                      const TrainHooks& hooks, RunClock& clock, dist::Comm* dp_job = nullptr) {
+  // Data-parallel (dp_job: every process of the job trains this fold together): process 0 writes the fold's
+  // files and evaluates; every process takes its share of each batch and the summed gradients.
+  const int rank = dp_job ? dp_job->rank() : 0, ranks = dp_job ? dp_job->size() : 1;
+  const bool writer = rank == 0;
   // A fold trains on its training patients, selects its best epoch on its validation patients and is tested
   // on its test patients. The final model (cv.final: a fold of every patient and no validation or test
   // patients) trains for cfg.epochs and keeps its last weights, RUN/final/model.h5.
@@ -370,6 +396,8 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
   model.to(dev);
   model.set_compute_dtype(dtype);
   std::vector<NamedParam> params = model.named_parameters();
+  std::unique_ptr<dist::DataParallel> dp;
+  if (dp_job) dp = std::make_unique<dist::DataParallel>(*dp_job, params);
   std::unique_ptr<Optimizer> opt = make_optimizer(cfg, params);
   std::unique_ptr<Scheduler> sched = make_scheduler(cfg, *opt);
   FoldState st;
@@ -379,7 +407,20 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
     progress.line(
         str_cat(label, ": resuming at epoch ", st.epoch + 1, st.batch ? str_cat(", batch ", st.batch + 1) : ""));
   }
+  if (dp) {
+    // Every process starts from process 0's weights (the same seed gives the same, but a resumed fold loaded them
+    // from process 0's checkpoint): one copy of the model per fold.
+    std::vector<Tensor> state;
+    for (const auto& p : params) state.push_back(*p.tensor);
+    for (const auto& b : model.named_buffers()) state.push_back(*b.tensor);
+    dp->broadcast(state);
+    progress.line(str_cat(label, ": data-parallel over ", ranks, " processes (", dp->backend(), "), ",
+                          cfg.batch_size / ranks, " images each per batch of ", cfg.batch_size,
+                          cfg.sync_batch_norm ? ", synchronised batch norm" : ", batch norm per process"));
+  }
   const Tensor class_weights = cfg.balance == Balance::class_weight ? balanced_class_weights(data, fold.train, dev) : Tensor();
+  const std::vector<float> class_weights_host =
+      class_weights.defined() ? class_weights.to_vector<float>() : std::vector<float>();
   LossScaler scaler(st.loss_scale);
   scaler.set_state(st.loss_scale, st.scaler_good);
   const bool fp16 = dtype == DType::f16;
@@ -391,8 +432,27 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
                                                   seed, static_cast<std::uint64_t>(e));
     const std::int64_t batches = (static_cast<std::int64_t>(order.size()) + cfg.batch_size - 1) / cfg.batch_size;
     order.erase(order.begin(), order.begin() + std::min<std::int64_t>(st.batch * cfg.batch_size, order.size()));
-    data::BatchLoader loader(data, order, cfg.batch_size, input, cfg.augment, seed, static_cast<std::uint64_t>(e), dev,
-                           loader_threads(cfg, dev));
+    // Data-parallel: this process's rows of each batch, one after the other. A last batch of fewer images than
+    // processes is left out (one process would have trained on it; at most ranks - 1 images of the epoch).
+    std::vector<std::int64_t> my_rows = order;
+    if (dp) {
+      my_rows.clear();
+      const auto n = static_cast<std::int64_t>(order.size());
+      for (std::int64_t g0 = 0; g0 < n; g0 += cfg.batch_size) {
+        const std::int64_t rows = std::min<std::int64_t>(cfg.batch_size, n - g0);
+        if (rows < ranks) {
+          order.resize(static_cast<std::size_t>(g0));
+          progress.line(str_cat(label, " epoch ", e + 1, ": the last ", rows, " image(s) left out (fewer than the ",
+                                ranks, " processes)"));
+          break;
+        }
+        const auto [lo, hi] = shard_of(rows, rank, ranks);
+        my_rows.insert(my_rows.end(), order.begin() + g0 + lo, order.begin() + g0 + hi);
+      }
+    }
+    data::BatchLoader loader(data, my_rows, cfg.batch_size / ranks, input, cfg.augment, seed,
+                             static_cast<std::uint64_t>(e), dev, loader_threads(cfg, dev));
+    std::int64_t batch_start = 0;  // of the current global batch in `order`
     const auto t0 = Clock::now();
     std::int64_t seen_now = 0;
     data::Batch b;
@@ -400,8 +460,33 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
       model.train();
       model.set_dropout_rng(seed, static_cast<std::uint64_t>(st.global_step));
       opt->zero_grad();
-      Tensor loss = F::cross_entropy(model(b.images), b.labels, class_weights, cfg.label_smoothing);
-      backward((fp16 ? F::scale(loss, scaler.scale()) : loss));
+      const std::int64_t global_rows =
+          std::min<std::int64_t>(cfg.batch_size, static_cast<std::int64_t>(order.size()) - batch_start);
+      Tensor loss;
+      if (dp) {
+        // This process's mean loss, weighted by its share of the batch's normaliser: the processes' gradients then
+        // sum to the gradient of the whole batch's mean loss.
+        const auto [lo, hi] = shard_of(global_rows, rank, ranks);
+        LN_CHECK(static_cast<std::int64_t>(b.indices.size()) == hi - lo, "data-parallel batch of ", b.indices.size(),
+                 " images where the share is ", hi - lo);
+        dist::ShardScope shard(*dp, lo, hi - lo, global_rows, cfg.sync_batch_norm);
+        const double share =
+            loss_normaliser(order, batch_start + lo, batch_start + hi, data.labels, class_weights_host) /
+            loss_normaliser(order, batch_start, batch_start + global_rows, data.labels, class_weights_host);
+        loss = F::scale(F::cross_entropy(model(b.images), b.labels, class_weights, cfg.label_smoothing),
+                        static_cast<float>(share));
+        dp->backward(fp16 ? F::scale(loss, scaler.scale()) : loss);
+        // The whole batch's loss, and whether any process was interrupted, summed over the processes.
+        Tensor shared = kernels::concat(
+            {loss.detach().reshape({1}), full(Shape{1}, interrupt_flag() ? 1.0 : 0.0, DType::f32, dev)}, 0);
+        dp->all_reduce(shared);
+        loss = shared.slice0(0, 1);
+        if (shared.slice0(1, 2).item() > 0) interrupt_flag() = true;
+      } else {
+        loss = F::cross_entropy(model(b.images), b.labels, class_weights, cfg.label_smoothing);
+        backward((fp16 ? F::scale(loss, scaler.scale()) : loss));
+      }
+      batch_start += global_rows;
       // The step's one wait for the GPU: the loss, and the gradients' sum of squares and finiteness
       // (summed on the device), read together. A non-finite loss gives non-finite gradients too.
       const std::vector<double> seen =
@@ -431,14 +516,14 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
         opt->zero_grad();
       } else {
         opt->step(Tensor(), grad_mul == 1.0 ? Tensor() : full(Shape{1}, grad_mul, DType::f32, dev));
-        st.loss_sum += lv * static_cast<double>(b.indices.size());
-        st.loss_count += static_cast<std::int64_t>(b.indices.size());
+        st.loss_sum += lv * static_cast<double>(global_rows);
+        st.loss_count += global_rows;
       }
       ++st.global_step;
       ++st.batch;
       if (hooks.on_step) hooks.on_step(k, st.global_step);
-      st.images += static_cast<std::int64_t>(b.indices.size());
-      seen_now += static_cast<std::int64_t>(b.indices.size());
+      st.images += global_rows;
+      seen_now += global_rows;
       const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
       progress.update(static_cast<double>(st.batch), static_cast<double>(batches),
                       str_cat(label, " epoch ", e + 1, "/", cfg.epochs, " loss ",
@@ -449,17 +534,28 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
         st.loss_scale = scaler.scale();
         st.scaler_good = scaler.good_steps();
         st.lr = opt->lr();
-        save_checkpoint(ckpt, model, *opt, *sched, st, cfg);
+        if (writer) save_checkpoint(ckpt, model, *opt, *sched, st, cfg);
         throw Interrupted(str_cat("interrupted: checkpoint written to ", ckpt, "; continue with --resume ", run_dir));
       }
     }
     const double train_secs = std::chrono::duration<double>(Clock::now() - t0).count();
     // End of epoch: validation, schedule, best checkpoint, early stopping, history.
-    recompute_bn_statistics(model, data, fold.train, cfg, dev);
     const double train_loss = st.loss_count ? st.loss_sum / st.loss_count : std::nan("");
     // The final model has no validation patients: its plateau schedule follows the training loss.
-    const Eval v = final_model ? Eval{train_loss, std::nan(""), std::nan("")}
-                               : evaluate(model, data, fold.val, cfg, dev, positive);
+    Eval v{train_loss, std::nan(""), std::nan("")};
+    if (writer) {
+      recompute_bn_statistics(model, data, fold.train, cfg, dev);
+      if (!final_model) v = evaluate(model, data, fold.val, cfg, dev, positive);
+    }
+    if (dp) {  // process 0's statistics and validation, so that every process decides alike
+      std::vector<Tensor> buffers;
+      for (const auto& b2 : model.named_buffers()) buffers.push_back(*b2.tensor);
+      dp->broadcast(buffers);
+      double vals[3] = {v.loss, v.accuracy, v.auc};
+      const std::string got = dp_job->broadcast(std::string(reinterpret_cast<const char*>(vals), sizeof vals), 0);
+      std::memcpy(vals, got.data(), sizeof vals);
+      v = Eval{vals[0], vals[1], vals[2]};
+    }
     const double monitored = cfg.monitor == Monitor::val_loss  ? v.loss
                              : cfg.monitor == Monitor::val_auc ? v.auc
                                                                : v.accuracy;
@@ -469,14 +565,15 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
       st.best = monitored;
       st.best_epoch = e;
       st.bad_epochs = 0;
-      io::save_weights(model, model.config(), best_path, [&](io::H5File& f) {
-        ModelUsage u;
-        u.window = cfg.window;
-        u.positive_class = data.class_names[static_cast<std::size_t>(positive)];
-        u.run = fs::path(run_dir).filename().string();
-        u.extraction = data.extraction;
-        write_model_usage(f, u);  // uncalibrated until the run has its out-of-fold predictions
-      });
+      if (writer)
+        io::save_weights(model, model.config(), best_path, [&](io::H5File& f) {
+          ModelUsage u;
+          u.window = cfg.window;
+          u.positive_class = data.class_names[static_cast<std::size_t>(positive)];
+          u.run = fs::path(run_dir).filename().string();
+          u.extraction = data.extraction;
+          write_model_usage(f, u);  // uncalibrated until the run has its out-of-fold predictions
+        });
     } else {
       ++st.bad_epochs;
     }
@@ -508,18 +605,25 @@ FoldResult train_fold(const TrainConfig& cfg, const data::Dataset& data, const F
       progress.line(str_cat("fold ", k + 1, ": early stop after epoch ", e + 1, " (no ", choice_name(cfg.monitor), " improvement for ",
                             cfg.early_stopping_patience, " epochs)"));
     }
-    {
+    if (writer) {
       std::string text = std::string(kHistoryHeader) + "\n";
       for (const auto& row : st.history) text += row + "\n";
       io::write_text_file_atomically(dir + "/history.csv", text);
+      save_checkpoint(ckpt, model, *opt, *sched, st, cfg);
     }
-    save_checkpoint(ckpt, model, *opt, *sched, st, cfg);
     if (interrupt_flag()) throw Interrupted(str_cat("interrupted: checkpoint written to ", ckpt, "; continue with --resume ", run_dir));
   }
   // Test predictions with the best weights.
+  if (dp) {
+    dp_job->barrier();  // process 0 has written best.h5
+    progress.line(str_cat(label, ": gradients summed in ", dp->stats().steps, " steps, ", dp->stats().buckets,
+                          " buckets, ", str_fixed(static_cast<double>(dp->stats().bytes) / 1e9, 2), " GB, ",
+                          str_fixed(dp->stats().host_seconds, 1), " s of this process's time (copies, sums), ",
+                          str_fixed(dp->stats().wait_seconds, 1), " s of it waiting after the backward pass"));
+  }
   LN_CHECK(fs::exists(best_path), dir, ": no best checkpoint was written (every validation value was NaN?)");
   FoldResult r;
-  if (!final_model) {
+  if (!final_model && writer) {
     io::load_weights(model, best_path);
     r = test_fold(model, data, fold, k, cfg, dev, positive);
   }
@@ -542,6 +646,8 @@ std::string final_dir(const std::string& run_dir) { return run_dir + "/final"; }
 
 std::string fold_model(const std::string& run_dir, int k) {
   const std::string w = fold_dir(run_dir, k) + "/best.h5";
+  LN_CHECK(fs::exists(w) || !fs::exists(repeat_dir(run_dir, 0)), run_dir,
+           ": holds repeats of the cross-validation (cv.repeats): give one of them, e.g. ", repeat_dir(run_dir, 0));
   LN_CHECK(fs::exists(w), w, ": missing (is the run finished? resume it with tools/train --resume ", run_dir, ")");
   return w;
 }
@@ -763,19 +869,34 @@ static void train_final_model(const TrainConfig& cfg, const data::Dataset& data,
   progress.line(str_cat("final model: ", summary.final_model, " (", summary.final_epochs, " epochs on every patient)"));
 }
 
+RunSummary run_training(const TrainConfig& cfg, const std::string& run_dir, Progress& progress, const TrainHooks& hooks,
+                        std::optional<data::Dataset> preloaded, dist::Comm* job) {
+  return run_training(cfg, run_dir, progress, hooks, std::move(preloaded), JobShare{.job = job});
+}
+
 RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, Progress& progress,
-                        const TrainHooks& hooks, std::optional<data::Dataset> preloaded, dist::Comm* job) {
+                        const TrainHooks& hooks, std::optional<data::Dataset> preloaded, const JobShare& share) {
+  dist::Comm* job = share.job;
   TrainConfig cfg = cfg_in;
   // A job of several processes shares the folds out: rank r trains folds r, r + size, ...; rank 0 then
   // gathers them from their result.json, as a resumed run does, and finishes the run alone.
   const int rank = job ? job->rank() : 0, ranks = job ? job->size() : 1;
-  LN_CHECK(ranks <= cfg.folds, ranks, " processes for ", cfg.folds,
-           " folds: each process trains whole folds, so start at "
-           "most ",
-           cfg.folds, " (mpirun -np ", cfg.folds, ")");
-  const auto mine = [&](int k) { return k % ranks == rank; };
+  // runtime.parallel = data: every process trains every fold, each on its share of every batch.
+  const bool data_parallel = cfg.parallel == Parallel::data && ranks > 1;
+  if (data_parallel) {
+    LN_CHECK(cfg.batch_size % ranks == 0, "train.batch_size ", cfg.batch_size, " does not split evenly over ", ranks,
+             " processes (runtime.parallel: data): use a multiple of ", ranks, " (the batch is the whole job's)");
+  } else if (share.gather) {
+    LN_CHECK(ranks <= cfg.folds, ranks, " processes for ", cfg.folds,
+             " folds: each process trains whole folds, so start at "
+             "most ",
+             cfg.folds, " (mpirun -np ", cfg.folds, "), or train each fold on every process (runtime.parallel: data)");
+  }
+  const auto owner = [&](int k) { return (share.first_item + k) % ranks; };
+  const auto mine = [&](int k) { return data_parallel || owner(k) == rank; };
   check_fold_numbering(run_dir);
-  if (rank == 0) remove_stale_temporaries(run_dir, progress);
+  // (With gather = false the caller did it before any process started: another may be writing here already.)
+  if (rank == 0 && share.gather) remove_stale_temporaries(run_dir, progress);
   data::Dataset data = preloaded ? std::move(*preloaded)
                                : data::load_dataset(cfg.data, data::ManifestOptions{cfg.window, 32768.f, cfg.model.class_names});
   LN_CHECK(data.num_classes() >= 2, cfg.data, ": needs at least two classes");
@@ -809,7 +930,7 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
       io::write_text_file_atomically(path, sj.dump(2) + "\n");
     }
   }
-  if (job) job->barrier();
+  if (job && share.gather) job->barrier();
   RunSummary summary;
   summary.run_dir = run_dir;
   RunClock clock;
@@ -824,18 +945,20 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
   std::vector<std::optional<FoldResult>> trained(static_cast<std::size_t>(cfg.folds));
   for (int k = 0; k < cfg.folds; ++k) {
     if (!mine(k) || fs::exists(fold_dir(run_dir, k) + "/result.json")) continue;
-    FoldResult r = train_fold(cfg, data, folds[k], k, run_dir, dev, dtype, positive, progress, hooks, clock);
+    FoldResult r = train_fold(cfg, data, folds[k], k, run_dir, dev, dtype, positive, progress, hooks, clock,
+                              data_parallel ? job : nullptr);
     clock.epochs_left -= cfg.epochs - r.epochs_run;  // epochs early stopping left out
+    if (data_parallel && rank != 0) continue;        // process 0 tested the fold and writes its result
     io::write_text_file_atomically(fold_dir(run_dir, k) + "/result.json", fold_result_json(r).dump() + "\n");
     progress.line(str_cat("fold ", k + 1, "/", cfg.folds, ": best epoch ", r.best_epoch, " of ", r.epochs_run,
                           "; test accuracy ", str_fixed(r.metrics.accuracy, 3), ", F1 ", str_fixed(r.metrics.f1, 3),
                           ", AUC ", str_fixed(r.metrics.auc, 3), " (", r.metrics.n, " lesions)"));
     trained[static_cast<std::size_t>(k)] = std::move(r);
   }
-  if (job) job->barrier();  // every fold done (a process that failed has ended the job)
-  if (rank != 0) {
+  if (job && share.gather) job->barrier();  // every fold done (a process that failed has ended the job)
+  if (rank != 0 || !share.gather) {
     for (auto& r : trained)
-      if (r) summary.folds.push_back(std::move(*r));
+      if (r && !data_parallel) summary.folds.push_back(std::move(*r));
     summary.partial = true;
     summary.data = std::move(data);
     summary.config = cfg;
@@ -862,7 +985,7 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
       for (std::int64_t i : r.test_indices) labels.push_back(data.labels[i]);
       r.metrics = compute_metrics(r.test_probs, labels, positive);
       progress.line(str_cat("fold ", k + 1, "/", cfg.folds,
-                            mine(k) ? ": already done" : str_cat(": trained by process ", k % ranks)));
+                            mine(k) ? ": already done" : str_cat(": trained by process ", owner(k))));
     }
     summary.folds.push_back(std::move(r));
   }
@@ -899,6 +1022,87 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
   summary.config = cfg;
   summary.positive = positive;
   return summary;
+}
+
+std::string repeat_dir(const std::string& run_dir, int r) { return run_dir + "/repeat_" + std::to_string(r + 1); }
+
+std::vector<RunSummary> run_repeats(const TrainConfig& cfg, const std::string& run_dir, Progress& progress,
+                                    const TrainHooks& hooks, std::optional<data::Dataset> preloaded, dist::Comm* job) {
+  const int rank = job ? job->rank() : 0, ranks = job ? job->size() : 1;
+  LN_CHECK(cfg.parallel == Parallel::data || ranks <= cfg.folds * cfg.repeats, ranks, " processes for ",
+           cfg.folds * cfg.repeats, " folds (", cfg.repeats, " repeats of ", cfg.folds,
+           "): each process trains whole folds, so start at most ", cfg.folds * cfg.repeats);
+  data::Dataset data =
+      preloaded ? std::move(*preloaded)
+                : data::load_dataset(cfg.data, data::ManifestOptions{cfg.window, 32768.f, cfg.model.class_names});
+  // Each repeat is a run directory of its own, with its seed; process 0 writes their config.yaml (or, resumed,
+  // finds them as they were).
+  std::vector<TrainConfig> cfgs;
+  for (int r = 0; r < cfg.repeats; ++r) {
+    TrainConfig c = cfg;
+    c.repeats = 1;
+    c.seed = cfg.seed + static_cast<std::uint64_t>(r);
+    const std::string dir = repeat_dir(run_dir, r), yaml = dir + "/config.yaml";
+    if (rank == 0) {
+      fs::create_directories(dir);
+      remove_stale_temporaries(dir, progress);  // before any process starts writing there
+      if (fs::exists(yaml)) {
+        TrainConfig saved = load_train_config(yaml);
+        saved.device = c.device;  // what a resume may change
+        saved.loader_threads = c.loader_threads;
+        saved.parallel = c.parallel;
+        LN_CHECK(saved.to_yaml() == c.to_yaml(), yaml, ": differs from the run's config.yaml with seed ", c.seed,
+                 " (was it edited?)");
+      } else {
+        io::write_text_file_atomically(yaml, c.to_yaml());
+      }
+    }
+    cfgs.push_back(c);
+  }
+  if (job) job->barrier();
+  // Every process trains its (repeat, fold) pairs, all repeats through; then process 0 gathers each repeat.
+  for (int r = 0; r < cfg.repeats; ++r) {
+    progress.line(str_cat("repeat ", r + 1, "/", cfg.repeats, " (seed ", cfgs[static_cast<std::size_t>(r)].seed,
+                          "): ", repeat_dir(run_dir, r)));
+    run_training(cfgs[static_cast<std::size_t>(r)], repeat_dir(run_dir, r), progress, hooks, data,
+                 JobShare{.job = job, .first_item = r * cfg.folds, .gather = false});
+  }
+  if (job) job->barrier();  // every fold of every repeat done
+  std::vector<RunSummary> out;
+  if (rank != 0) return out;
+  for (int r = 0; r < cfg.repeats; ++r)
+    out.push_back(
+        run_training(cfgs[static_cast<std::size_t>(r)], repeat_dir(run_dir, r), progress, hooks, data, JobShare{}));
+  // RUN/repeats.json: each repeat's pooled out-of-fold metrics, and their mean and (sample) standard deviation.
+  const auto metric_json = [](const Metrics& m) {
+    json mj(m.as_map());
+    mj["n"] = m.n;
+    return mj;
+  };
+  json j;
+  j["repeats"] = json::array();
+  std::map<std::string, std::vector<double>> values;
+  for (int r = 0; r < cfg.repeats; ++r) {
+    const Metrics& m = out[static_cast<std::size_t>(r)].pooled;
+    j["repeats"].push_back({{"repeat", r + 1},
+                            {"seed", cfgs[static_cast<std::size_t>(r)].seed},
+                            {"run", fs::path(repeat_dir(run_dir, r)).filename().string()},
+                            {"pooled", metric_json(m)}});
+    for (const auto& [name, v] : m.as_map()) values[name].push_back(v);  // NaN where a repeat cannot define it
+  }
+  std::string line = str_cat(cfg.repeats, " repeats of the ", cfg.folds, "-fold cross-validation (mean +- sd):");
+  for (const auto& [k, v] : values) {
+    const double mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+    double ss = 0;
+    for (double x : v) ss += (x - mean) * (x - mean);
+    const double sd = v.size() > 1 ? std::sqrt(ss / static_cast<double>(v.size() - 1)) : 0.0;
+    j["mean"][k] = mean;
+    j["std"][k] = sd;
+    line += str_cat(" ", k, " ", str_fixed(mean, 3), " +- ", str_fixed(sd, 3));
+  }
+  io::write_text_file_atomically(run_dir + "/repeats.json", j.dump(2) + "\n");
+  progress.line(line);
+  return out;
 }
 
 }  // namespace livernet::train

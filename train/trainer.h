@@ -104,6 +104,30 @@ RunSummary run_training(const TrainConfig& cfg, const std::string& run_dir, Prog
                         const TrainHooks& hooks = {}, std::optional<data::Dataset> data = std::nullopt,
                         dist::Comm* job = nullptr);
 
+// Which folds of a run a process of a job trains when the job's work spans several runs (cv.repeats): the
+// run's folds are the job's work items first_item .. first_item + folds - 1, and item i goes to process
+// i % size (runtime.parallel: folds; with data, every process trains every fold). With gather = false the
+// process only trains its folds and returns (no waiting for the others, no results): the caller waits, then
+// process 0 runs the run again alone, which finds every fold done and writes the results.
+struct JobShare {
+  dist::Comm* job = nullptr;
+  int first_item = 0;
+  bool gather = true;
+};
+RunSummary run_training(const TrainConfig& cfg, const std::string& run_dir, Progress& progress, const TrainHooks& hooks,
+                        std::optional<data::Dataset> data, const JobShare& share);
+
+// cv.repeats > 1: the cross-validation repeated with seeds cv.seed, cv.seed + 1, ... (other splits, other
+// initial heads and data orders), each repeat an ordinary run directory RUN/repeat_<r> (its config.yaml has
+// its seed and repeats 1: tools/evaluate, export and predict take it as any run). A job's processes share
+// out every (repeat, fold) pair; process 0 then writes each repeat's results and RUN/repeats.json, the
+// repeats' pooled metrics with their mean and standard deviation. Returns every repeat's summary (empty on
+// the other processes).
+std::string repeat_dir(const std::string& run_dir, int r);
+std::vector<RunSummary> run_repeats(const TrainConfig& cfg, const std::string& run_dir, Progress& progress,
+                                    const TrainHooks& hooks = {}, std::optional<data::Dataset> data = std::nullopt,
+                                    dist::Comm* job = nullptr);
+
 // Model input tensors for samples (no augmentation): [n, size, size, 1] on the CPU.
 Tensor make_inputs(const data::Dataset& d, const std::vector<std::int64_t>& indices, const TrainConfig& cfg);
 // Softmax probabilities of `model` (eval mode) for the samples, batch by batch on `device`.
