@@ -115,11 +115,12 @@ Tensor batch_norm_synced(const Tensor& x, const Tensor& gamma, const Tensor& bet
   const double count =
       static_cast<double>(x.numel() / c) * static_cast<double>(shard.total_rows) / static_cast<double>(shard.rows);
   const Tensor xf = x.dtype() == DType::f32 ? x : to_dtype(x, DType::f32);
-  const Tensor one = ones(Shape{c}, DType::f32, x.device()), zero = zeros(Shape{c}, DType::f32, x.device());
   Tensor mean = kernels::sum(xf, all_but_last(xf));
   shard.all_reduce_sum(mean);
   mean = kernels::scale(mean, static_cast<float>(1.0 / count));
-  const Tensor centred = channel_affine(xf, one, kernels::scale(mean, -1.f));
+  kernels::BatchNormState unused;  // x - mean: normalised with that mean, variance 1 and eps 0
+  const Tensor centred = kernels::batch_norm_eval(xf, Tensor(), zeros(Shape{c}, DType::f32, x.device()), mean,
+                                                  ones(Shape{c}, DType::f32, x.device()), 0.f, false, unused);
   Tensor var = kernels::sum(kernels::mul(centred, centred), all_but_last(centred));
   shard.all_reduce_sum(var);
   var = kernels::scale(var, static_cast<float>(1.0 / count));

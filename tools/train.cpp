@@ -194,19 +194,7 @@ int main(int argc, char** argv) {
         LN_CHECK(fs::is_directory(run_dir), run_dir, ": exists and is not a directory");
         lock.emplace(run_dir);  // --force on a run in use is refused
       }
-      if (cfg.parallel == train::Parallel::data)
-        LN_CHECK(cfg.batch_size % job.size() == 0, "train.batch_size ", cfg.batch_size, " does not split evenly over ",
-                 job.size(), " processes (runtime.parallel: data): use a multiple of ", job.size(),
-                 " (the batch is the whole job's)");
-      else if (cfg.repeats > 1)
-        LN_CHECK(job.size() <= cfg.folds * cfg.repeats, job.size(), " processes for ", cfg.folds * cfg.repeats,
-                 " folds (", cfg.repeats, " repeats of ", cfg.folds,
-                 "): each process trains whole folds, so start at most ", cfg.folds * cfg.repeats);
-      else
-        LN_CHECK(job.size() <= cfg.folds, job.size(), " processes for ", cfg.folds,
-                 " folds: each process trains "
-                 "whole folds, so start at most ",
-                 cfg.folds, " (mpirun -np ", cfg.folds, "), or train each fold on every process (--parallel data)");
+      train::check_job_size(cfg, job.size());
       dataset = check_inputs(cfg, resume);  // before --force removes anything
     });
     if (multi) {

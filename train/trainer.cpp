@@ -869,6 +869,23 @@ static void train_final_model(const TrainConfig& cfg, const data::Dataset& data,
   progress.line(str_cat("final model: ", summary.final_model, " (", summary.final_epochs, " epochs on every patient)"));
 }
 
+void check_job_size(const TrainConfig& cfg, int processes) {
+  if (processes <= 1) return;
+  if (cfg.parallel == Parallel::data) {
+    LN_CHECK(cfg.batch_size % processes == 0, "train.batch_size ", cfg.batch_size, " does not split evenly over ",
+             processes, " processes (runtime.parallel: data): use a multiple of ", processes,
+             " (the batch is the whole job's)");
+  } else if (cfg.repeats > 1) {
+    LN_CHECK(processes <= cfg.folds * cfg.repeats, processes, " processes for ", cfg.folds * cfg.repeats, " folds (",
+             cfg.repeats, " repeats of ", cfg.folds, "): each process trains whole folds, so start at most ",
+             cfg.folds * cfg.repeats);
+  } else {
+    LN_CHECK(processes <= cfg.folds, processes, " processes for ", cfg.folds,
+             " folds: each process trains whole folds, so start at most ", cfg.folds, " (mpirun -np ", cfg.folds,
+             "), or train each fold on every process (--parallel data)");
+  }
+}
+
 RunSummary run_training(const TrainConfig& cfg, const std::string& run_dir, Progress& progress, const TrainHooks& hooks,
                         std::optional<data::Dataset> preloaded, dist::Comm* job) {
   return run_training(cfg, run_dir, progress, hooks, std::move(preloaded), JobShare{.job = job});
@@ -883,15 +900,7 @@ RunSummary run_training(const TrainConfig& cfg_in, const std::string& run_dir, P
   const int rank = job ? job->rank() : 0, ranks = job ? job->size() : 1;
   // runtime.parallel = data: every process trains every fold, each on its share of every batch.
   const bool data_parallel = cfg.parallel == Parallel::data && ranks > 1;
-  if (data_parallel) {
-    LN_CHECK(cfg.batch_size % ranks == 0, "train.batch_size ", cfg.batch_size, " does not split evenly over ", ranks,
-             " processes (runtime.parallel: data): use a multiple of ", ranks, " (the batch is the whole job's)");
-  } else if (share.gather) {
-    LN_CHECK(ranks <= cfg.folds, ranks, " processes for ", cfg.folds,
-             " folds: each process trains whole folds, so start at "
-             "most ",
-             cfg.folds, " (mpirun -np ", cfg.folds, "), or train each fold on every process (runtime.parallel: data)");
-  }
+  if (share.gather) check_job_size(cfg, ranks);  // (else the caller checked the whole job's work)
   const auto owner = [&](int k) { return (share.first_item + k) % ranks; };
   const auto mine = [&](int k) { return data_parallel || owner(k) == rank; };
   check_fold_numbering(run_dir);
@@ -1029,9 +1038,7 @@ std::string repeat_dir(const std::string& run_dir, int r) { return run_dir + "/r
 std::vector<RunSummary> run_repeats(const TrainConfig& cfg, const std::string& run_dir, Progress& progress,
                                     const TrainHooks& hooks, std::optional<data::Dataset> preloaded, dist::Comm* job) {
   const int rank = job ? job->rank() : 0, ranks = job ? job->size() : 1;
-  LN_CHECK(cfg.parallel == Parallel::data || ranks <= cfg.folds * cfg.repeats, ranks, " processes for ",
-           cfg.folds * cfg.repeats, " folds (", cfg.repeats, " repeats of ", cfg.folds,
-           "): each process trains whole folds, so start at most ", cfg.folds * cfg.repeats);
+  check_job_size(cfg, ranks);
   data::Dataset data =
       preloaded ? std::move(*preloaded)
                 : data::load_dataset(cfg.data, data::ManifestOptions{cfg.window, 32768.f, cfg.model.class_names});
@@ -1081,21 +1088,18 @@ std::vector<RunSummary> run_repeats(const TrainConfig& cfg, const std::string& r
   };
   json j;
   j["repeats"] = json::array();
-  std::map<std::string, std::vector<double>> values;
+  std::vector<Metrics> pooled;
   for (int r = 0; r < cfg.repeats; ++r) {
     const Metrics& m = out[static_cast<std::size_t>(r)].pooled;
     j["repeats"].push_back({{"repeat", r + 1},
                             {"seed", cfgs[static_cast<std::size_t>(r)].seed},
                             {"run", fs::path(repeat_dir(run_dir, r)).filename().string()},
                             {"pooled", metric_json(m)}});
-    for (const auto& [name, v] : m.as_map()) values[name].push_back(v);  // NaN where a repeat cannot define it
+    pooled.push_back(m);
   }
   std::string line = str_cat(cfg.repeats, " repeats of the ", cfg.folds, "-fold cross-validation (mean +- sd):");
-  for (const auto& [k, v] : values) {
-    const double mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-    double ss = 0;
-    for (double x : v) ss += (x - mean) * (x - mean);
-    const double sd = v.size() > 1 ? std::sqrt(ss / static_cast<double>(v.size() - 1)) : 0.0;
+  for (const auto& [k, v] : mean_std(pooled)) {  // as metrics.json's over folds
+    const auto [mean, sd] = v;
     j["mean"][k] = mean;
     j["std"][k] = sd;
     line += str_cat(" ", k, " ", str_fixed(mean, 3), " +- ", str_fixed(sd, 3));

@@ -104,6 +104,10 @@ RunSummary run_training(const TrainConfig& cfg, const std::string& run_dir, Prog
                         const TrainHooks& hooks = {}, std::optional<data::Dataset> data = std::nullopt,
                         dist::Comm* job = nullptr);
 
+// Refuses (Error, one line) a job of `processes` processes that cannot share out cfg's work: with runtime.parallel
+// data a batch that does not split evenly over them; otherwise more processes than folds (x repeats).
+void check_job_size(const TrainConfig& cfg, int processes);
+
 // Which folds of a run a process of a job trains when the job's work spans several runs (cv.repeats): the
 // run's folds are the job's work items first_item .. first_item + folds - 1, and item i goes to process
 // i % size (runtime.parallel: folds; with data, every process trains every fold). With gather = false the
